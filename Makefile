@@ -1,0 +1,58 @@
+# The two commands: `make run` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Debian packages the gateway and its test suite need: Python's venv and
+# headers (gssapi builds against MIT Kerberos), the real servers the tests
+# run against (Kerberos KDC, OpenLDAP, MariaDB, Redis) and the load generator
+# of the benchmarks.
+DEB_PACKAGES := python3-venv python3-dev gcc pkg-config libkrb5-dev \
+	krb5-kdc krb5-admin-server krb5-user slapd ldap-utils \
+	mariadb-server redis-server wrk
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian packages: $$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else \
+			echo "missing Debian packages (run as root to install them): $$missing" >&2; \
+		fi; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $@
+
+run: install
+	@echo "Gateway on http://127.0.0.1:8080/ and https://127.0.0.1:8443/ (self-signed; data in ./var)."
+	@echo "  Check it:    curl http://127.0.0.1:8080/healthz"
+	@echo "               curl --cacert var/tls/selfsigned.crt https://127.0.0.1:8443/healthz"
+	@echo "  Plugins:     $(BIN)/gateway plugins"
+	@echo "  Settings:    $(BIN)/gateway config show   (override with --config-dir DIR)"
+	@echo "  Users:       not yet: 'gateway user add' arrives with the directory (issue 3);"
+	@echo "               until then no protocol plugin accepts logins."
+	$(BIN)/gateway serve
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m tests.bench.http_overhead
+	$(BIN)/python -m tests.bench.idle_connections
+
+clean:
+	rm -rf $(VENV) var

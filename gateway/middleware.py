@@ -1,0 +1,190 @@
+"""Plain ASGI middleware of the host.
+
+Deliberately not ``BaseHTTPMiddleware``: that one buffers and re-wraps the
+response stream, which breaks long polls (EAS Ping, MAPI NotificationWait)
+and streamed bodies. Each class here passes messages straight through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.net.proxy import is_trusted
+
+if TYPE_CHECKING:
+    from gateway.metrics import Metrics
+
+access_log = logging.getLogger("gateway.access")
+error_log = logging.getLogger("gateway.http")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def _send_plain(send: Send, status: int, text: str, extra: list | None = None) -> None:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8"),
+               (b"content-length", str(len(body)).encode())] + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ProxyHeadersMiddleware:
+    """Believe X-Forwarded-For/-Proto only when the peer is a trusted proxy.
+
+    The client is the right-most X-Forwarded-For entry that is not itself a
+    trusted proxy (left-most entries are whatever the client claimed).
+    """
+
+    def __init__(self, app: ASGIApp, trusted: list[str]):
+        self.app = app
+        self.trusted = list(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self.trusted:
+            client = scope.get("client")
+            if client and is_trusted(client[0], self.trusted):
+                scope["gateway.trusted_proxy"] = True
+                self._rewrite(scope)
+        await self.app(scope, receive, send)
+
+    def _rewrite(self, scope: Scope) -> None:
+        forwarded = _header(scope, b"x-forwarded-for")
+        if forwarded:
+            hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+            if hops:
+                untrusted = (h for h in reversed(hops) if not is_trusted(h, self.trusted))
+                scope["client"] = (next(untrusted, hops[0]), 0)
+        proto = _header(scope, b"x-forwarded-proto")
+        if proto:
+            proto_text = proto.decode("latin-1").strip().lower()
+            if proto_text in ("http", "https"):
+                if scope["type"] == "websocket":
+                    proto_text = "wss" if proto_text == "https" else "ws"
+                scope["scheme"] = proto_text
+
+
+class RequestMiddleware:
+    """Request id, access log, metrics, and a clean 500 when a plugin crashes."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool = True):
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        incoming = _header(scope, b"x-request-id") if scope.get("gateway.trusted_proxy") else None
+        if incoming and REQUEST_ID.match(incoming.decode("latin-1")):
+            request_id = incoming.decode("latin-1")
+        else:
+            request_id = os.urandom(8).hex()
+        scope["gateway.request_id"] = request_id
+        rid_header = (b"x-request-id", request_id.encode())
+        state = {"status": 0, "bytes": 0}
+        listener = _listener(scope)
+        in_flight = self.metrics.http_in_flight.labels(listener)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            elif message["type"] == "http.response.body":
+                state["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        in_flight.inc()
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            error_log.exception("request %s %s failed (request id %s)",
+                                scope["method"], scope["path"], request_id)
+            if not state["status"]:
+                state["status"] = 500
+                await _send_plain(send, 500, f"Internal Server Error (request id {request_id})\n",
+                                  [rid_header])
+        finally:
+            in_flight.dec()
+            elapsed = time.perf_counter() - started
+            plugin = scope.get("gateway.plugin", "-")
+            status = state["status"] or 499  # the client went away before an answer
+            self.metrics.observe_request(plugin, scope["method"], status, elapsed)
+            if self.access_log and access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("-", 0)
+                access_log.info(
+                    '%s "%s %s HTTP/%s" %d %d %.1fms plugin=%s rid=%s',
+                    client[0], scope["method"], scope["path"], scope.get("http_version", "1.1"),
+                    status, state["bytes"], elapsed * 1000, plugin, request_id,
+                )
+
+
+def _listener(scope: Scope) -> str:
+    server = scope.get("server")
+    port = server[1] if server else 0
+    return f"{scope.get('scheme', 'http')}:{port}"
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` once a streamed body passes the limit."""
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                await _send_plain(send, 400, "Bad Request: invalid Content-Length\n")
+                return
+            if length > self.limit:
+                await _send_plain(send, 413, f"Request body larger than {self.limit} bytes\n",
+                                  [(b"connection", b"close")])
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _send_plain(send, 413, f"Request body larger than {self.limit} bytes\n",
+                                  [(b"connection", b"close")])

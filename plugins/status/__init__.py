@@ -1,0 +1,1 @@
+"""Built-in plugin: liveness at /healthz and Prometheus metrics at /metrics."""

@@ -1,0 +1,72 @@
+"""Helpers shared by the benchmarks: processes, ports, readiness, memory."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_with_path(*paths: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in paths), str(REPO)])
+    return env
+
+
+def start(command: Sequence[str], log: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=cwd)
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port} after {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def gateway_command(config_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "gateway", "--config-dir", str(config_dir), "serve"]
+
+
+def write_gateway_config(directory: Path, http_port: int, extra: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "bench.toml").write_text(
+        f'[gateway]\ndata_dir = "{directory.parent / "data"}"\nlog_level = "info"\n'
+        f'[http]\nlisten = ["127.0.0.1:{http_port}"]\nlisten_tls = []\n' + extra
+    )

@@ -1,0 +1,15 @@
+"""Smoke runs of the benchmarks: they start, measure and print (no speed asserted)."""
+
+from __future__ import annotations
+
+from tests.bench import http_overhead, idle_connections
+
+
+def test_http_overhead_benchmark_runs() -> None:
+    figures = http_overhead.run(duration=1, rounds=1, connections=4)
+    assert figures["host"] > 0 and figures["bare"] > 0 and figures["ratio"] > 0
+
+
+def test_idle_connections_benchmark_runs() -> None:
+    figures = idle_connections.run(200)
+    assert figures["gateway"] > 0 and figures["raw"] > 0
