@@ -4,7 +4,7 @@ Order of layers, outermost first (stated here and nowhere else):
 
 1. ``ProxyHeadersMiddleware`` - real client and scheme from trusted proxies;
 2. ``RequestMiddleware``      - request id, access log, metrics, 500 on crash;
-3. ``BodyLimitMiddleware``    - 413 for bodies over ``[http] max_body_bytes``;
+3. ``LimitsMiddleware``       - 431/413 for heads and bodies over the ``[http]`` limits;
 4. the router                 - every plugin's routes, collision-checked.
 """
 
@@ -21,7 +21,7 @@ from starlette.routing import Host as HostRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import ConfigError
-from gateway.middleware import BodyLimitMiddleware, ProxyHeadersMiddleware, RequestMiddleware
+from gateway.middleware import LimitsMiddleware, ProxyHeadersMiddleware, RequestMiddleware
 
 if TYPE_CHECKING:
     from gateway.host import Host
@@ -113,7 +113,7 @@ def collect_routes(host: Host) -> list[PluginRoute]:
             collected.append(PluginRoute(plugin, route))
     for plugin, apps in host.call_each("gateway_wsgi_apps", host=host):
         for path, wsgi_app in (apps or {}).items():
-            mount = Mount(path.rstrip("/"), app=WSGIMiddleware(wsgi_app))
+            mount = Mount(path.rstrip("/"), app=WSGIMiddleware(wsgi_app))  # type: ignore[arg-type]
             collected.append(PluginRoute(plugin, mount))
     return collected
 
@@ -136,6 +136,6 @@ def build_app(host: Host) -> ASGIApp:
     check_collisions(routes)
     router = Router(routes=_tag(routes))
     http = host.config.http
-    app: ASGIApp = BodyLimitMiddleware(router, http.max_body_bytes)
-    app = RequestMiddleware(app, host.metrics, access_log=http.access_log)
+    app: ASGIApp = LimitsMiddleware(router, http.max_body_bytes, http.max_header_bytes)
+    app = RequestMiddleware(app, host.metrics, host.access_log if http.access_log else None)
     return ProxyHeadersMiddleware(app, http.trusted_proxies)

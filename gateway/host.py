@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
 from gateway import hookspecs, settings
+from gateway.accesslog import AccessLog
 from gateway.auth import AuthRegistry
 from gateway.config import (
     Config,
@@ -92,6 +93,9 @@ def make_plugin_manager(
             plugin = importlib.import_module(dotted)
         except Exception as exc:
             raise ConfigError(f"[plugins] modules: cannot import {dotted!r}: {exc!r}") from exc
+        if pm.is_registered(plugin):
+            raise ConfigError(f"[plugins] modules: {dotted!r} is already loaded as plugin "
+                              f"{pm.get_name(plugin)!r} (installed); remove it from the list")
         pm.register(plugin, name=name)
         infos[name] = PluginInfo(name, getattr(plugin, "__version__", "?"), "module", plugin)
     try:
@@ -127,7 +131,8 @@ def collect_schemas(pm: pluggy.PluginManager) -> dict[str, type]:
     schemas: dict[str, type] = {}
     owners: dict[str, str] = {}
     for impl in pm.hook.gateway_config_schema.get_hookimpls():
-        for section, schema in (impl.function() or {}).items():
+        declared = cast(Mapping[str, type], impl.function() or {})
+        for section, schema in declared.items():
             if section in owners:
                 raise ConfigError(
                     f"config section [{section}] is declared by both plugin "
@@ -166,6 +171,7 @@ class Host:
         self.plugins = dict(plugins)
         self.log = log
         self.metrics = Metrics()
+        self.access_log = AccessLog()
         self.notifier = Notifier(self)
         self.auth = AuthRegistry()
         self.directory: Any = None
@@ -224,6 +230,7 @@ class Host:
     async def shutdown(self) -> None:
         await self.acall_each("gateway_shutdown", stop_on_error=False, host=self)
         await self.notifier.stop()
+        self.access_log.flush()
 
     async def reload(self) -> bool:
         """Re-read the configuration (SIGHUP). Keep the old one when the new is invalid."""

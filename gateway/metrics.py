@@ -7,6 +7,7 @@ process keeps its own figures (a scrape sees the worker that answered).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -53,12 +54,28 @@ class Metrics:
         )
         self._connections = _ConnectionCollector()
         self.registry.register(self._connections)
+        # Labelled children, cached: ``labels()`` takes a lock and builds a key each call.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
+        self._in_flight: dict[str, Any] = {}
 
     def observe_request(self, plugin: str, method: str, status: int, seconds: float) -> None:
-        if method not in KNOWN_METHODS:
-            method = "other"
-        self.http_requests.labels(plugin, method, str(status)).inc()
-        self.http_latency.labels(plugin).observe(seconds)
+        key = (plugin, method, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            label = method if method in KNOWN_METHODS else "other"
+            counter = self._counters[key] = self.http_requests.labels(plugin, label, str(status))
+        counter.inc()
+        latency = self._latencies.get(plugin)
+        if latency is None:
+            latency = self._latencies[plugin] = self.http_latency.labels(plugin)
+        latency.observe(seconds)
+
+    def in_flight(self, listener: str) -> Any:
+        gauge = self._in_flight.get(listener)
+        if gauge is None:
+            gauge = self._in_flight[listener] = self.http_in_flight.labels(listener)
+        return gauge
 
     def track_connections(self, listener: str, count: Callable[[], int]) -> None:
         """Report ``count()`` as the open connections of ``listener`` at each scrape."""

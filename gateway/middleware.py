@@ -13,14 +13,15 @@ import re
 import time
 from typing import TYPE_CHECKING
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.net.proxy import is_trusted
 
 if TYPE_CHECKING:
+    from gateway.accesslog import AccessLog
     from gateway.metrics import Metrics
 
-access_log = logging.getLogger("gateway.access")
 error_log = logging.getLogger("gateway.http")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -78,7 +79,7 @@ class ProxyHeadersMiddleware:
 class RequestMiddleware:
     """Request id, access log, metrics, and a clean 500 when a plugin crashes."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, *, access_log: bool = True):
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None):
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
@@ -96,8 +97,7 @@ class RequestMiddleware:
         scope["gateway.request_id"] = request_id
         rid_header = (b"x-request-id", request_id.encode())
         state = {"status": 0, "bytes": 0}
-        listener = _listener(scope)
-        in_flight = self.metrics.http_in_flight.labels(listener)
+        in_flight = self.metrics.in_flight(_listener(scope))
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -110,6 +110,9 @@ class RequestMiddleware:
         in_flight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            error_log.info("client went away during %s %s (request id %s)",
+                           scope["method"], scope["path"], request_id)
         except Exception:
             error_log.exception("request %s %s failed (request id %s)",
                                 scope["method"], scope["path"], request_id)
@@ -123,12 +126,12 @@ class RequestMiddleware:
             plugin = scope.get("gateway.plugin", "-")
             status = state["status"] or 499  # the client went away before an answer
             self.metrics.observe_request(plugin, scope["method"], status, elapsed)
-            if self.access_log and access_log.isEnabledFor(logging.INFO):
+            if self.access_log is not None:
                 client = scope.get("client") or ("-", 0)
-                access_log.info(
-                    '%s "%s %s HTTP/%s" %d %d %.1fms plugin=%s rid=%s',
-                    client[0], scope["method"], scope["path"], scope.get("http_version", "1.1"),
-                    status, state["bytes"], elapsed * 1000, plugin, request_id,
+                self.access_log.write(
+                    f'{client[0]} "{scope["method"]} {scope["path"]} '
+                    f'HTTP/{scope.get("http_version", "1.1")}" {status} {state["bytes"]} '
+                    f"{elapsed * 1000:.1f}ms plugin={plugin} rid={request_id}"
                 )
 
 
@@ -142,16 +145,28 @@ class BodyTooLarge(Exception):
     """Raised from ``receive`` once a streamed body passes the limit."""
 
 
-class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+class LimitsMiddleware:
+    """Refuse request heads over ``max_header_bytes`` (431) and bodies over ``limit`` (413).
 
-    def __init__(self, app: ASGIApp, limit: int):
+    hypercorn bounds only a head that arrives in pieces (h11 checks its
+    buffer while an event is incomplete); a head that arrives in one read
+    passes whatever its size, so the total is checked here as well.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, max_header_bytes: int):
         self.app = app
         self.limit = limit
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        head = len(scope["raw_path"] if scope.get("raw_path") else scope["path"])
+        head += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+        if head > self.max_header_bytes:
+            await _send_plain(send, 431, "Request Header Fields Too Large\n",
+                              [(b"connection", b"close")])
             return
         declared = _header(scope, b"content-length")
         if declared is not None:

@@ -22,6 +22,7 @@ import resource
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def hypercorn_config(host: Host, cert: Path | None, key: Path | None) -> Hyperco
     config.h11_max_incomplete_size = http.max_header_bytes
     config.h2_max_header_list_size = http.max_header_bytes
     config.keep_alive_timeout = http.keep_alive_timeout
-    config.read_timeout = http.read_timeout
+    config.read_timeout = http.read_timeout or None
     config.graceful_timeout = host.config.gateway.grace_period
     config.include_server_header = False
     config.accesslog = None
@@ -137,6 +138,10 @@ def prepare(host: Host) -> Prepared:
     return Prepared(app, services, listeners, cert, key)
 
 
+def _counter(server: TcpServer) -> Callable[[], int]:
+    return lambda: server.open_connections
+
+
 async def run_worker(host: Host, prepared: Prepared) -> None:
     """Serve until SIGTERM/SIGINT, then drain and shut down."""
     loop = asyncio.get_running_loop()
@@ -154,19 +159,22 @@ async def run_worker(host: Host, prepared: Prepared) -> None:
 
     await host.startup()
     grace = host.config.gateway.grace_period
-    context = server_context(prepared.cert, prepared.key) if prepared.cert else None
+    context = None
+    if prepared.cert and prepared.key:
+        context = server_context(prepared.cert, prepared.key)
     servers: list[TcpServer] = []
     for service in prepared.services:
         server = TcpServer(service, context)
         plain, tls = prepared.listeners.tcp[service.name]
         await server.start(plain, tls)
-        host.metrics.track_connections(service.name, lambda s=server: s.open_connections)
+        host.metrics.track_connections(service.name, _counter(server))
         servers.append(server)
 
     hconfig = hypercorn_config(host, prepared.cert, prepared.key)
     sockets = Sockets(prepared.listeners.https, prepared.listeners.http, [])
     http = loop.create_task(
-        worker_serve(wrap_app(prepared.app, hconfig.wsgi_max_body_size, "asgi"), hconfig,
+        worker_serve(wrap_app(prepared.app, hconfig.wsgi_max_body_size, "asgi"),  # type: ignore[arg-type]
+                     hconfig,
                      sockets=sockets, shutdown_trigger=stop.wait),
         name="http",
     )
@@ -265,8 +273,8 @@ def supervise(host: Host, prepared: Prepared, workers: int) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        slot = children.pop(pid, None)
-        if slot is None or stopping:
+        slot = children.pop(pid, -1)
+        if slot < 0 or stopping:
             continue
         log.error("worker %d exited (status %d); starting another", pid, status)
         now = time.monotonic()

@@ -34,7 +34,7 @@ from tests.bench.common import (
 def wrk(url: str, duration: float, connections: int) -> float:
     """Requests per second that wrk measured (one thread: the servers get the other core)."""
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", url],
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", url],
         capture_output=True, text=True, timeout=duration + 60, check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)

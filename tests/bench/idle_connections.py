@@ -30,8 +30,8 @@ from tests.bench.common import (
     wait_port,
     write_gateway_config,
 )
+from tests.harness.gateway import install_example_plugin
 
-HELLO = REPO / "examples" / "hello-plugin"
 BATCH = 250
 WARM_UP = 200
 
@@ -79,12 +79,9 @@ def run(count: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
         work = Path(tmp)
         http_port, hello_port, raw_port = free_port(), free_port(), free_port()
-        write_gateway_config(
-            work / "conf", http_port,
-            '[plugins]\nmodules = ["hello_plugin.plugin"]\n'
-            f'[hello]\nlisten = ["127.0.0.1:{hello_port}"]\n',
-        )
-        env = env_with_path(HELLO)
+        write_gateway_config(work / "conf", http_port,
+                             f'[hello]\nlisten = ["127.0.0.1:{hello_port}"]\n')
+        env = env_with_path(install_example_plugin(work / "site"))
         gateway = start(gateway_command(work / "conf"), work / "gateway.log", env, REPO)
         raw = start([sys.executable, "-m", "tests.bench.raw_line_server", str(raw_port)],
                     work / "raw.log", env, REPO)

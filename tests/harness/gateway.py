@@ -175,7 +175,11 @@ def hello_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     package; kept out of the shared venv so other tests and ``make run`` see
     the gateway without it. Put this path on PYTHONPATH to "install" it.
     """
-    target = tmp_path_factory.mktemp("hello-plugin-site")
+    return install_example_plugin(tmp_path_factory.mktemp("hello-plugin-site"))
+
+
+def install_example_plugin(target: Path) -> Path:
+    """pip-install ``examples/hello-plugin`` into ``target``; return ``target``."""
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
          "--target", str(target), str(REPO / "examples" / "hello-plugin")],

@@ -75,6 +75,10 @@ def test_metrics_only_for_allowed_addresses(gateway_factory: GatewayFactory) -> 
     text = httpx.get(f"{gw.http_url}/metrics").text
     assert 'gateway_http_requests_total{method="GET",plugin="status",status="200"}' in text
     assert "gateway_http_request_duration_seconds_bucket" in text
+    deadline = time.monotonic() + 5
+    while '"GET /healthz HTTP/1.1" 200' not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.1)  # the access log is written in batches
+    assert "plugin=status rid=" in gw.log()
     closed = gateway_factory('[status]\nmetrics_allow = ["10.0.0.0/8"]\n')
     assert httpx.get(f"{closed.http_url}/metrics").status_code == 403
 
@@ -107,7 +111,7 @@ def test_hook_gateway_tcp_services_with_starttls(
     assert 'gateway_tcp_connections_open{listener="probe"}' in metrics
 
 
-def test_hook_gateway_startup_and_shutdown_in_a_worker(
+def test_hook_gateway_startup_and_gateway_shutdown_in_a_worker(
     gateway_factory: GatewayFactory, tmp_path: Path
 ) -> None:
     gw = gateway_factory(probe_config(tmp_path))

@@ -121,7 +121,7 @@ def test_hook_gateway_autodiscover_endpoints(probe_host: Host) -> None:
         ("probe", ["https://mail.example.org/EWS/Exchange.asmx"])]
 
 
-async def test_hook_gateway_startup_and_shutdown_in_process(probe_host: Host) -> None:
+async def test_hook_gateway_startup_and_gateway_shutdown_in_process(probe_host: Host) -> None:
     await probe_host.startup()
     await probe_host.shutdown()
     assert records(probe_host, "startup") == ["first"]
