@@ -23,7 +23,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +37,16 @@ class ConfigError(Exception):
     """A configuration file or value that cannot be used; the message names where."""
 
 
-def option(default: Any, help: str = "", *, secret: bool = False) -> Any:
+def option(
+    default: Any, help: str = "", *, secret: bool = False,
+    check: Callable[[Any], object] | None = None,
+) -> Any:
     """Declare one key of a config section dataclass.
 
-    ``secret=True`` masks the value in ``gateway config show``.
+    ``secret=True`` masks the value in ``gateway config show``. ``check`` is
+    called with a configured value and raises ``ValueError`` to refuse it.
     """
-    meta = {"help": help, "secret": secret}
+    meta = {"help": help, "secret": secret, "check": check}
     if isinstance(default, list | dict):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -188,6 +192,12 @@ def build_section(name: str, schema: type, values: Mapping[str, Any], raw: RawCo
             raise ConfigError(
                 f"{raw.origin(name, key)}: [{name}] {key} must be {exc}, got {value!r}"
             ) from None
+        check = fields[key].metadata.get("check")
+        if check is not None:
+            try:
+                check(kwargs[key])
+            except ValueError as exc:
+                raise ConfigError(f"{raw.origin(name, key)}: [{name}] {key}: {exc}") from None
     return schema(**kwargs)
 
 

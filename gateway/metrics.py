@@ -20,14 +20,16 @@ KNOWN_METHODS = frozenset(
 
 
 class _ConnectionCollector(Collector):
-    """Reads open TCP connections from the running services at scrape time."""
+    """Reads open connections from the running listeners at scrape time."""
 
     def __init__(self) -> None:
         self.sources: dict[str, Callable[[], int]] = {}
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "gateway_tcp_connections_open", "Open connections by TCP listener", labels=["listener"]
+            "gateway_connections_open",
+            "Open connections by listener: http:PORT, https:PORT or a TCP service's name",
+            labels=["listener"],
         )
         for listener, count in sorted(self.sources.items()):
             family.add_metric([listener], count())

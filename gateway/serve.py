@@ -25,8 +25,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
+import hypercorn.asyncio.run as hypercorn_run
 from hypercorn.asyncio.run import worker_serve
+from hypercorn.asyncio.tcp_server import TCPServer as HypercornConnection
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
@@ -60,7 +63,11 @@ class Listeners:
 def collect_services(host: Host) -> list[TcpService]:
     services: list[TcpService] = []
     names: dict[str, str] = {}
-    for plugin, contributed in host.call_each("gateway_tcp_services", host=host):
+    try:
+        contributions = host.call_each("gateway_tcp_services", host=host)
+    except ValueError as exc:  # TcpService checks its own values when it is made
+        raise ConfigError(f"a TCP service is misconfigured: {exc}") from None
+    for plugin, contributed in contributions:
         for service in contributed or ():
             if not isinstance(service, TcpService):
                 raise ConfigError(f"plugin {plugin!r} returned {service!r}, not a TcpService")
@@ -142,6 +149,38 @@ def _counter(server: TcpServer) -> Callable[[], int]:
     return lambda: server.open_connections
 
 
+class _CountedConnection(HypercornConnection):
+    """hypercorn's per-connection server, counting open connections by listener.
+
+    hypercorn has no hook for this; ``worker_serve`` looks the class up in its
+    module at each accept, so the host substitutes this subclass there.
+    """
+
+    open: ClassVar[dict[str, int]] = {}
+
+    async def run(self) -> None:
+        sockname = self.writer.get_extra_info("sockname")
+        tls = self.writer.get_extra_info("ssl_object") is not None
+        listener = f"{'https' if tls else 'http'}:{sockname[1] if sockname else 0}"
+        self.open[listener] = self.open.get(listener, 0) + 1
+        try:
+            await super().run()
+        finally:
+            self.open[listener] -= 1
+
+
+def _http_counter(listener: str) -> Callable[[], int]:
+    return lambda: _CountedConnection.open.get(listener, 0)
+
+
+def _track_http_connections(host: Host, listeners: Listeners) -> None:
+    hypercorn_run.TCPServer = _CountedConnection  # type: ignore[misc]
+    for scheme, sockets in (("http", listeners.http), ("https", listeners.https)):
+        for sock in sockets:
+            name = f"{scheme}:{sock.getsockname()[1]}"
+            host.metrics.track_connections(name, _http_counter(name))
+
+
 async def run_worker(host: Host, prepared: Prepared) -> None:
     """Serve until SIGTERM/SIGINT, then drain and shut down."""
     loop = asyncio.get_running_loop()
@@ -170,6 +209,7 @@ async def run_worker(host: Host, prepared: Prepared) -> None:
         host.metrics.track_connections(service.name, _counter(server))
         servers.append(server)
 
+    _track_http_connections(host, prepared.listeners)
     hconfig = hypercorn_config(host, prepared.cert, prepared.key)
     sockets = Sockets(prepared.listeners.https, prepared.listeners.http, [])
     http = loop.create_task(

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from gateway import hookimpl
 from gateway.config import option
+from gateway.net.proxy import parse_networks
+
+
+def check_networks(entries: list[str]) -> None:
+    """Refuse a list of addresses/networks with a malformed entry."""
+    parse_networks(tuple(entries))
 
 
 @dataclass
@@ -27,7 +33,8 @@ class HttpSection:
     listen: list[str] = option(["127.0.0.1:8080"], "Plain HTTP listeners, host:port.")
     listen_tls: list[str] = option(["127.0.0.1:8443"], "HTTPS listeners, host:port.")
     trusted_proxies: list[str] = option(
-        [], "Addresses or networks whose X-Forwarded-For/-Proto and X-Request-ID are believed.")
+        [], "Addresses or networks whose X-Forwarded-For/-Proto and X-Request-ID are believed.",
+        check=check_networks)
     max_header_bytes: int = option(
         16384, "Largest request head (HTTP/1.1) or header list (HTTP/2).")
     max_body_bytes: int = option(64 * 1024 * 1024, "Largest request body; larger gets 413.")

@@ -15,13 +15,15 @@ from gateway import hookimpl
 from gateway.config import option
 from gateway.host import Host
 from gateway.net.proxy import is_trusted
+from gateway.settings import check_networks
 
 
 @dataclass
 class StatusSection:
     metrics_allow: list[str] = option(
         ["127.0.0.0/8", "::1"],
-        "Client addresses or networks allowed to read /metrics (after trusted proxies).")
+        "Client addresses or networks allowed to read /metrics (after trusted proxies).",
+        check=check_networks)
 
 
 async def healthz(request: Request) -> Response:

@@ -107,8 +107,52 @@ def test_hook_gateway_tcp_services_with_starttls(
         stream.write(b"ping\r\n")
         stream.flush()
         assert stream.readline() == b"ping\r\n"
-    metrics = httpx.get(f"{gw.http_url}/metrics").text
-    assert 'gateway_tcp_connections_open{listener="probe"}' in metrics
+        metrics = httpx.get(f"{gw.http_url}/metrics").text
+        assert 'gateway_connections_open{listener="probe"} 1.0' in metrics
+    # hypercorn keeps a connection the client closed until keep_alive_timeout
+    # runs out, and the gauge reports what the server holds: so only ">= 1" here.
+    gauge = f'gateway_connections_open{{listener="http:{gw.http_port}"}}'
+    with httpx.Client() as client:
+        text = client.get(f"{gw.http_url}/metrics").text
+    assert float(text.split(gauge)[1].split()[0]) >= 1.0
+
+
+def test_tcp_service_starttls_and_proxy_protocol(
+    gateway_factory: GatewayFactory, tmp_path: Path
+) -> None:
+    gw = gateway_factory(probe_config(
+        tmp_path, 'listen = ["127.0.0.1:{port_echo}"]\nproxy_protocol = true\n'
+                  'trusted_proxies = ["127.0.0.1"]\n'), ports=["echo"])
+    port = gw.ports["echo"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"PROXY TCP4 198.51.100.9 127.0.0.1 40000 143\r\n")
+        stream = sock.makefile("rwb")
+        assert stream.readline() == b"* probe\r\n"
+        stream.write(b"WHO\r\nSTARTTLS\r\n")
+        stream.flush()
+        assert stream.readline() == b"198.51.100.9 tls=False\r\n"
+        assert stream.readline() == b"OK begin TLS\r\n"
+        with gw.ssl_context().wrap_socket(sock, server_hostname="localhost") as tls:
+            tls_stream = tls.makefile("rwb")
+            tls_stream.write(b"WHO\r\n")
+            tls_stream.flush()
+            assert tls_stream.readline() == b"198.51.100.9 tls=True\r\n"
+    # A trusted proxy that sends no header, or garbage, is cut off.
+    assert raw_exchange(port, b"HELLO there\r\n") == b""
+    untrusting = gateway_factory(probe_config(
+        tmp_path, 'listen = ["127.0.0.1:{port_echo}"]\nproxy_protocol = true\n'
+                  'trusted_proxies = ["192.0.2.1"]\n'), ports=["echo"])
+    # From an untrusted address a PROXY header is refused, not believed.
+    answer = raw_exchange(untrusting.ports["echo"], b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\nWHO\r\n")
+    assert b"1.2.3.4" not in answer
+    with socket.create_connection(("127.0.0.1", untrusting.ports["echo"]), timeout=5) as sock:
+        stream = sock.makefile("rwb")
+        assert stream.readline() == b"* probe\r\n"
+        stream.write(b"WHO\r\n")
+        stream.flush()
+        assert stream.readline() == b"127.0.0.1 tls=False\r\n"
+    assert "PROXY header from untrusted address 127.0.0.1" in untrusting.log()
+    assert gw.proc.poll() is None and untrusting.proc.poll() is None
 
 
 def test_hook_gateway_startup_and_gateway_shutdown_in_a_worker(
@@ -246,6 +290,7 @@ def test_tls_handshake_garbage_leaves_tls_serving(gateway: RunningGateway) -> No
     ('[plugins]\nmodules = ["tests.plugins.probe", "tests.plugins.collide"]\n'
      '[probe]\nrecord_dir = "/tmp"\n', "route collision: plugin 'probe' serves '/probe'"),
     ('[http]\nlisten = ["127.0.0.1:notaport"]\n', "127.0.0.1:notaport"),
+    ('[http]\ntrusted_proxies = ["10.0.0.0/33"]\n', "[http] trusted_proxies: '10.0.0.0/33'"),
 ])
 def test_bad_configuration_stops_start_up(
     gateway_factory: GatewayFactory, extra: str, message: str

@@ -35,6 +35,8 @@ class ProbeSection:
     label: str = option("first", "A value tests change to see reloads.")
     listen: list[str] = option([], "Echo service listeners.")
     token: str = option("", "A secret, to see masking.", secret=True)
+    proxy_protocol: bool = option(False, "Echo service expects PROXY headers.")
+    trusted_proxies: list[str] = option([], "Who may send them.")
 
 
 def record(host: Host, name: str, data: object = "") -> None:
@@ -121,6 +123,12 @@ async def echo(conn: Connection) -> None:
         line = await conn.readline()
         if line.strip().upper() == b"QUIT":
             return
+        if line.strip().upper() == b"WHO":
+            line = f"{conn.peer[0]} tls={conn.tls}\r\n".encode()
+        elif line.strip().upper() == b"STARTTLS":
+            await conn.write(b"OK begin TLS\r\n")
+            await conn.starttls()
+            continue
         await conn.write(line)
 
 
@@ -160,8 +168,11 @@ def gateway_wsgi_apps(host: Host) -> Mapping[str, object]:
 
 @hookimpl
 def gateway_tcp_services(host: Host) -> Sequence[TcpService]:
-    listen = host.config.probe.listen
-    return [TcpService(name="probe", handler=echo, listen=listen, starttls=True)] if listen else []
+    probe = host.config.probe
+    if not probe.listen:
+        return []
+    return [TcpService(name="probe", handler=echo, listen=probe.listen, starttls=True,
+                       proxy_protocol=probe.proxy_protocol, trusted_proxies=probe.trusted_proxies)]
 
 
 @hookimpl
