@@ -18,6 +18,7 @@ import tomli_w
 from gateway import __version__
 from gateway.app import collect_routes
 from gateway.config import ConfigError
+from gateway.directory.cli import register_directory_commands
 from gateway.host import Host, build_host, make_plugin_manager
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
@@ -156,6 +157,9 @@ def _add_plugin_commands(group: click.Group) -> None:
         click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
         return
     pm.hook.gateway_cli_commands(cli=group)
+
+
+register_directory_commands(cli)
 
 
 def main() -> None:

@@ -175,7 +175,8 @@ class Host:
         self.notifier = Notifier(self)
         self.auth = AuthRegistry()
         self.directory: Any = None
-        """The user directory; attached by the directory subsystem (not built yet)."""
+        """The user directory (:class:`gateway.directory.Directory`), open between
+        ``startup()`` and ``shutdown()``."""
         self.store: Any = None
         """The mailbox store; attached by the store subsystem (not built yet)."""
         self.config_dirs = list(config_dirs)
@@ -224,11 +225,18 @@ class Host:
             self.auth.add(mechanisms or (), plugin)
 
     async def startup(self) -> None:
+        from gateway.directory import Directory
+
         await self.notifier.start()
+        section = self.config.directory
+        self.directory = await Directory.open(section.url, self.data_dir, section.cache_ttl)
         await self.acall_each("gateway_startup", stop_on_error=True, host=self)
 
     async def shutdown(self) -> None:
         await self.acall_each("gateway_shutdown", stop_on_error=False, host=self)
+        if self.directory is not None:
+            await self.directory.close()
+            self.directory = None
         await self.notifier.stop()
         self.access_log.flush()
 
@@ -246,6 +254,8 @@ class Host:
                 self.log.warning("[http] %s changed; listeners change on restart", key)
         self.config = config
         logging.getLogger("gateway").setLevel(config.gateway.log_level.upper())
+        if self.directory is not None:
+            self.directory.invalidate()
         await self.acall_each("gateway_reload", stop_on_error=False, host=self)
         self.log.info("configuration reloaded")
         return True

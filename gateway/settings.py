@@ -57,6 +57,9 @@ class TlsSection:
 class DirectorySection:
     url: str = option("", "SQLAlchemy URL of the user directory (mysql+aiomysql://... for a "
                       "grommunio MariaDB); empty: SQLite under data_dir.", secret=True)
+    cache_ttl: float = option(60.0, "Seconds directory lookups (users, login names, "
+                              "organisation settings) are cached; SIGHUP drops the cache; "
+                              "0: no cache.")
 
 
 @dataclass

@@ -25,7 +25,8 @@ def config_dir(tmp_path: Path, text: str) -> Path:
 
 @pytest.fixture
 def probe_host(tmp_path: Path) -> Host:
-    directory = config_dir(tmp_path, f'[plugins]\nmodules = ["tests.plugins.probe"]\n'
+    directory = config_dir(tmp_path, f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n'
+                                     f'[plugins]\nmodules = ["tests.plugins.probe"]\n'
                                      f'[probe]\nrecord_dir = "{tmp_path / "rec"}"\n')
     return build_host([directory], environ={})
 
