@@ -39,8 +39,9 @@ run: install
 	@echo "               curl --cacert var/tls/selfsigned.crt https://127.0.0.1:8443/healthz"
 	@echo "  Plugins:     $(BIN)/gateway plugins"
 	@echo "  Settings:    $(BIN)/gateway config show   (override with --config-dir DIR)"
-	@echo "  Users:       not yet: 'gateway user add' arrives with the directory (issue 3);"
-	@echo "               until then no protocol plugin accepts logins."
+	@echo "  Users:       $(BIN)/gateway domain add example.test"
+	@echo "               printf 'secret\\n' | $(BIN)/gateway user add alice@example.test --password-stdin"
+	@echo "  Clients:     no protocol plugin is built yet (IMAP, SMTP, EWS, EAS, DAV come next)."
 	$(BIN)/gateway serve
 
 test: install
