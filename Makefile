@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Debian packages the gateway and its test suite need: Python's venv and
-# headers (gssapi builds against MIT Kerberos), the real servers the tests
-# run against (Kerberos KDC, OpenLDAP, MariaDB, Redis) and the load generator
-# of the benchmarks.
+# headers (gssapi builds against MIT Kerberos, bonsai against OpenLDAP and
+# Cyrus SASL), the real servers the tests run against (Kerberos KDC, OpenLDAP,
+# MariaDB, Redis) and the load generator of the benchmarks.
 DEB_PACKAGES := python3-venv python3-dev gcc pkg-config libkrb5-dev \
+	libldap2-dev libsasl2-dev \
 	krb5-kdc krb5-admin-server krb5-user slapd ldap-utils \
 	mariadb-server redis-server wrk
 
@@ -54,6 +55,7 @@ lint: install
 bench: install
 	$(BIN)/python -m tests.bench.http_overhead
 	$(BIN)/python -m tests.bench.idle_connections
+	$(BIN)/python -m tests.bench.basic_auth
 
 clean:
 	rm -rf $(VENV) var

@@ -22,6 +22,7 @@ import pluggy
 from gateway import hookspecs, settings
 from gateway.accesslog import AccessLog
 from gateway.auth import AuthRegistry
+from gateway.auth import mechanisms as auth_mechanisms
 from gateway.config import (
     Config,
     ConfigError,
@@ -67,6 +68,7 @@ def make_plugin_manager(
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
     pm.register(settings, name=CORE)
+    pm.register(auth_mechanisms, name="auth")  # the password mechanism, part of the host
     infos[CORE] = PluginInfo(CORE, _version("groupware-gateway"), "host", settings)
     disabled = set(disabled)
     for ep in _entry_points():

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway import hookimpl
+from gateway.auth.settings import AuthSection, LdapSection
+from gateway.auth.spnego import SpnegoSection
 from gateway.config import option
 from gateway.net.proxy import parse_networks
 
@@ -84,4 +86,7 @@ def gateway_config_schema() -> Mapping[str, type]:
         "directory": DirectorySection,
         "redis": RedisSection,
         "plugins": PluginsSection,
+        "auth": AuthSection,
+        "ldap": LdapSection,
+        "spnego": SpnegoSection,
     }

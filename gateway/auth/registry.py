@@ -76,6 +76,10 @@ class AuthRegistry:
     def names(self) -> list[str]:
         return list(self._mechanisms)
 
+    def get(self, name: str) -> AuthMechanism | None:
+        """The mechanism registered as ``name``, or None."""
+        return self._mechanisms.get(name)
+
     async def authenticate(self, credentials: Credentials) -> AuthResult:
         """Ask each mechanism that handles ``credentials.kind`` until one answers.
 

@@ -13,3 +13,10 @@ def test_http_overhead_benchmark_runs() -> None:
 def test_idle_connections_benchmark_runs() -> None:
     figures = idle_connections.run(200)
     assert figures["gateway"] > 0 and figures["raw"] > 0
+
+
+def test_crypt_rate_benchmark_runs() -> None:
+    from tests.bench import crypt_rate
+
+    figures = crypt_rate.run(duration=0.3)
+    assert figures["verifications"] > 0 and figures["per_second"] > 0

@@ -76,7 +76,7 @@ def test_hook_gateway_config_schema(probe_host: Host) -> None:
 
 
 async def test_hook_gateway_auth_mechanisms(probe_host: Host) -> None:
-    assert probe_host.auth.names == ["probe-static"]
+    assert probe_host.auth.names == ["password", "probe-static"]  # the host's own first
     good = await probe_host.auth.authenticate(
         Credentials("password", "test", "127.0.0.1", "alice", b"secret"))
     assert good.ok and good.principal and good.principal.username == "alice@example.org"

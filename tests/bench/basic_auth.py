@@ -1,0 +1,152 @@
+"""Benchmark: the added cost of HTTP Basic auth on a warm cache.
+
+One ``gateway serve`` (one worker, defaults: access log and metrics on) with
+the test plugin ``tests.plugins.protected``, which serves the same handler at
+``/open/`` (no auth) and ``/protected/`` (``HttpAuth``: Basic and Negotiate).
+``wrk`` sends a fixed ``Authorization: Basic ...`` header (no Lua) to both,
+alternating, in the same run:
+
+* latency: one connection, so p50 is the cost of one request, not queueing;
+* throughput: ``--connections`` connections, requests/s.
+
+The credentials are checked by the host's password mechanism
+(``gateway/auth/password.py``) against a user made with ``gateway user add``
+(SHA-512-crypt); after the first request its verified-credentials cache
+(``[auth] cache_ttl``, set to 1 hour here) answers, which is the "warm
+cache". If that mechanism is not installed, the test plugin's static
+mechanism is used instead, and the output says so.
+
+    .venv/bin/python -m tests.bench.basic_auth [--duration 10] [--rounds 3] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib.util
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+from tests.bench.common import (
+    REPO,
+    env_with_path,
+    free_port,
+    gateway_command,
+    start,
+    stop,
+    wait_port,
+    write_gateway_config,
+)
+
+USER, PASSWORD = "bench@bench.test", "bench-secret"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise RuntimeError(f"wrk latency not understood: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, duration: float, connections: int, header: str | None) -> dict[str, float]:
+    """Requests/s and p50 latency (ms) as wrk measured them (one thread)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    if header:
+        command += ["-H", header]
+    out = subprocess.run([*command, url], capture_output=True, text=True,
+                         timeout=duration + 60, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    if not rate or not p50 or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk output not understood or errors seen:\n{out}")
+    return {"rps": float(rate.group(1)), "p50_ms": _ms(p50.group(1))}
+
+
+def password_mechanism_available() -> bool:
+    return importlib.util.find_spec("gateway.auth.password") is not None
+
+
+def _cli(conf: Path, env: dict[str, str], *args: str, stdin: str | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "gateway", "--config-dir", str(conf), *args],
+                   input=stdin, text=True, capture_output=True, check=True, env=env,
+                   cwd=REPO, timeout=120)
+
+
+def run(duration: float, rounds: int, connections: int) -> dict[str, float | str]:
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian package wrk; `make install` adds it)")
+    real = password_mechanism_available()
+    with tempfile.TemporaryDirectory(prefix="gw-bench-auth-") as tmp:
+        work = Path(tmp)
+        port = free_port()
+        extra = '[plugins]\nmodules = ["tests.plugins.protected"]\n'
+        if real:
+            extra += "[auth]\ncache_ttl = 3600.0\n"
+        else:
+            extra += f'[protected]\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
+        write_gateway_config(work / "conf", port, extra)
+        env = env_with_path()
+        if real:
+            _cli(work / "conf", env, "domain", "add", "bench.test")
+            _cli(work / "conf", env, "user", "add", USER, "--password-stdin",
+                 stdin=PASSWORD + "\n")
+        server = start(gateway_command(work / "conf"), work / "gateway.log", env, REPO)
+        try:
+            wait_port(port, server)
+            credentials = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            header = f"Authorization: Basic {credentials}"
+            base = f"http://127.0.0.1:{port}"
+            request = urllib.request.Request(f"{base}/protected/",
+                                              headers={"Authorization": f"Basic {credentials}"})
+            with urllib.request.urlopen(request, timeout=30) as answer:  # warms the cache
+                body = answer.read().decode()
+            if f"user={USER}" not in body:
+                raise RuntimeError(f"the protected route did not log in: {body!r}")
+            targets = {"open": (f"{base}/open/", None), "basic": (f"{base}/protected/", header)}
+            for url, auth in targets.values():  # warm-up
+                wrk(url, 1, connections, auth)
+            latency: dict[str, list[float]] = {"open": [], "basic": []}
+            rate: dict[str, list[float]] = {"open": [], "basic": []}
+            for _ in range(rounds):
+                for name, (url, auth) in targets.items():
+                    latency[name].append(wrk(url, duration, 1, auth)["p50_ms"])
+                    rate[name].append(wrk(url, duration, connections, auth)["rps"])
+        finally:
+            stop(server)
+    figures: dict[str, float | str] = {
+        "mechanism": "password (directory, SHA-512-crypt, cache)" if real
+        else "protected-static (test plugin)",
+    }
+    for name in ("open", "basic"):
+        figures[f"{name}_p50_ms"] = statistics.median(latency[name])
+        figures[f"{name}_rps"] = statistics.median(rate[name])
+    figures["added_p50_ms"] = float(figures["basic_p50_ms"]) - float(figures["open_p50_ms"])
+    figures["rps_ratio"] = float(figures["basic_rps"]) / float(figures["open_rps"])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per route")
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    f = run(args.duration, args.rounds, args.connections)
+    print(f"Basic auth cost, {args.rounds} x {args.duration:g} s per measurement, medians; "
+          f"mechanism: {f['mechanism']}")
+    print(f"  p50 latency, 1 connection   : open {f['open_p50_ms']:.3f} ms, "
+          f"Basic {f['basic_p50_ms']:.3f} ms, added {f['added_p50_ms']:+.3f} ms "
+          "(target <= 1 ms)")
+    print(f"  throughput, {args.connections} connections : open {f['open_rps']:.0f} requests/s, "
+          f"Basic {f['basic_rps']:.0f} requests/s, ratio Basic/open {f['rps_ratio']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
