@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -218,6 +219,11 @@ async def run_worker(host: Host, prepared: Prepared) -> None:
                      sockets=sockets, shutdown_trigger=stop.wait),
         name="http",
     )
+    # Everything made so far (modules, app, plugin state) lives as long as the
+    # worker: keep it out of the collector's full scans, which otherwise walk
+    # SQLAlchemy's and every plugin's objects again and again under load.
+    gc.collect()
+    gc.freeze()
     log.info("worker %d ready", os.getpid())
     waiter = loop.create_task(stop.wait())
     await asyncio.wait({http, waiter}, return_when=asyncio.FIRST_COMPLETED)
