@@ -52,6 +52,8 @@ PRINCIPAL = "gateway.principal"
 """The scope key holding the authenticated :class:`~gateway.auth.Principal`."""
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""Control characters, refused in a Basic user name."""
 
 
 class Malformed(Exception):
@@ -82,7 +84,7 @@ def parse_basic(param: str) -> tuple[str, bytes]:
         password.decode("utf-8")
     except UnicodeDecodeError:
         raise Malformed("Basic credentials are not UTF-8") from None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in username) or b"\x00" in password:
+    if CONTROL.search(username) or b"\x00" in password:
         raise Malformed("control characters in Basic credentials")
     return username, password
 

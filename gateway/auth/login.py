@@ -34,7 +34,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MAX_NAME = 320
+from gateway.directory.directory import PRINTABLE_ASCII, plausible_name
+
+MAX_NAME = 320  # the same limit as the directory's (varchar(320) columns)
 """Longest name grommunio stores (users.username, aliases.aliasname, altnames.altname)."""
 MAX_LOGIN = 2 * MAX_NAME + 1
 """Longest ``login!target`` string looked at; anything longer is refused unread."""
@@ -51,10 +53,8 @@ class LoginName:
     target: str = ""
 
 
-def valid_name(name: object) -> bool:
-    """Whether ``name`` could be a grommunio login name at all."""
-    return (isinstance(name, str) and 0 < len(name) <= MAX_NAME
-            and all(0x21 <= ord(char) <= 0x7E for char in name))
+valid_name = plausible_name
+"""Whether a name could be a grommunio login name at all."""
 
 
 def candidates(raw: object) -> list[LoginName]:
@@ -69,7 +69,7 @@ def candidates(raw: object) -> list[LoginName]:
     """
     if not isinstance(raw, str) or not 0 < len(raw) <= MAX_LOGIN:
         return []
-    if not all(0x21 <= ord(char) <= 0x7E for char in raw):
+    if PRINTABLE_ASCII.fullmatch(raw) is None:
         return []
     found: list[LoginName] = []
     if valid_name(raw):

@@ -32,6 +32,7 @@ client address after trusted proxies. A fail2ban filter::
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -50,6 +51,7 @@ REDIS_RETRY = 30.0
 """Seconds to count in-process after a Redis error before trying Redis again."""
 
 
+@functools.lru_cache(maxsize=4096)
 def address_key(client: str) -> str:
     """The counter key of a client address: the address, an IPv6 one as its /64."""
     text = client.strip()

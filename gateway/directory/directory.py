@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -54,10 +55,14 @@ CACHE_ENTRIES = 10000
 _MISS = object()
 
 
+PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
+"""Printable ASCII without spaces: what grommunio's ascii name columns can hold."""
+
+
 def plausible_name(name: object) -> bool:
     """Whether ``name`` could be stored in grommunio's ascii name columns at all."""
     return (isinstance(name, str) and 0 < len(name) <= MAX_NAME
-            and all(0x21 <= ord(c) <= 0x7E for c in name))
+            and PRINTABLE_ASCII.fullmatch(name) is not None)
 
 
 class TtlCache:
