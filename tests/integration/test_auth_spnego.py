@@ -412,3 +412,13 @@ def test_two_authorization_headers_on_the_wire(setup: Setup) -> None:
     head = (b"GET /protected/ HTTP/1.1\r\nHost: localhost\r\n" + good + good
             + b"Connection: close\r\n\r\n")
     assert raw_request(setup.gw.http_port, head).startswith(b"HTTP/1.1 400")
+
+
+def test_replayed_token_is_refused(setup: Setup) -> None:
+    """A captured Authorization header must not open the door a second time."""
+    token = setup.token("alice")
+    first = httpx.get(f"{setup.url}/protected/", headers=negotiate(token))
+    assert first.status_code == 200, last_log_lines(setup.gw)
+    again = httpx.get(f"{setup.url}/protected/", headers=negotiate(token))
+    assert again.status_code == 401, last_log_lines(setup.gw)
+    assert "replay" in last_log_lines(setup.gw).lower()
