@@ -312,4 +312,4 @@ class PasswordMechanism:
         await self.throttle.failed(user=credentials.username, account=account,
                                    client=credentials.client, protocol=credentials.protocol,
                                    reason=reason, count=count)
-        return AuthResult(reason=reason)
+        return AuthResult(reason=reason, delay=self.throttle.delay)

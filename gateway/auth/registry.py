@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class AuthResult:
 
     principal: Principal | None = None
     reason: str = ""
+    delay: float = 0.0
+    """Seconds the caller should wait before answering a failure (anti-guessing).
+    The registry waits once, after every mechanism had its turn, so a mechanism
+    that refuses never holds up the next one."""
 
     @property
     def ok(self) -> bool:
@@ -86,14 +91,18 @@ class AuthRegistry:
         The first successful result wins; otherwise the last reason is kept.
         """
         result = AuthResult(reason=f"no mechanism for {credentials.kind!r} credentials")
+        delay = 0.0
         for mechanism in self._mechanisms.values():
             if credentials.kind not in mechanism.kinds:
                 continue
             result = await mechanism.authenticate(credentials)
             if result.ok:
                 return result
+            delay = max(delay, result.delay)
         log.info(
             "authentication failed for %r via %s from %s: %s",
             credentials.username, credentials.protocol, credentials.client, result.reason,
         )
+        if delay > 0:
+            await asyncio.sleep(delay)
         return result

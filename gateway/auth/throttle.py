@@ -1,7 +1,8 @@
 """Failed-login throttling: a delay after each failure, limits per account and per address.
 
 Every failed password login is answered only after ``[auth] failure_delay``
-seconds (grommunio waits 1 s), and counted twice within a fixed window of
+seconds (grommunio waits 1 s; the auth registry waits, once every mechanism
+has refused), and counted twice within a fixed window of
 ``[auth] failure_window`` seconds: once for the account (the canonical user
 name when the login name resolved, else the name as typed, lower-cased) and
 once for the client address (IPv6 addresses by their /64, since one client
@@ -202,17 +203,17 @@ class Throttle:
 
     async def failed(self, *, user: str, account: str, client: str, protocol: str,
                      reason: str, count: bool = True) -> None:
-        """Log one failure of the login name ``user``, count it for ``account`` (its
-        canonical name, "" when none) and ``client`` unless ``count`` is false, then
-        wait the delay."""
+        """Log one failure of the login name ``user`` and count it for ``account`` (its
+        canonical name, "" when none) and ``client`` unless ``count`` is false.
+
+        The ``delay`` is not waited here: the mechanism hands it back in its
+        result and the auth registry waits once all mechanisms have refused."""
         log_failure(user, client, protocol, reason)
         if count:
             if self.per_address > 0:
                 await self._incr("addr", address_key(client))
             if self.per_account > 0 and account:
                 await self._incr("acct", account_key(account))
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
 
     def reset_local(self) -> None:
         """Forget the in-process counts (tests, administrators via reload)."""

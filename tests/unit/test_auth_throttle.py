@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from gateway.auth import AuthRegistry, AuthResult, Credentials, Principal
 from gateway.auth.throttle import Throttle, address_key
 
 
@@ -72,11 +73,38 @@ async def test_uncounted_failures_and_zero_limits() -> None:
     assert await t.address_blocked("192.0.2.1")
 
 
-async def test_delay_is_applied() -> None:
+async def test_delay_is_waited_once_after_every_mechanism_refused() -> None:
+    """The throttle only records; the registry waits, so a mechanism that refuses
+    never holds up the next one, and a success after a refusal is not delayed."""
     t = throttle(delay=0.15)
     started = time.monotonic()
     await fail(t)
-    assert time.monotonic() - started >= 0.14
+    assert time.monotonic() - started < 0.1
+
+    class Refuses:
+        name, kinds = "refuses", frozenset({"password"})
+
+        async def authenticate(self, credentials: Credentials) -> AuthResult:
+            return AuthResult(reason="no", delay=0.15)
+
+    class Accepts:
+        name, kinds = "accepts", frozenset({"password"})
+
+        async def authenticate(self, credentials: Credentials) -> AuthResult:
+            if credentials.secret == b"right":
+                return AuthResult(Principal("a@x.test", self.name))
+            return AuthResult(reason="wrong")
+
+    registry = AuthRegistry()
+    registry.add([Refuses(), Accepts()], "test")
+    started = time.monotonic()
+    assert (await registry.authenticate(
+        Credentials("password", "imap", "192.0.2.1", "a", b"right"))).ok
+    assert time.monotonic() - started < 0.1
+    started = time.monotonic()
+    assert not (await registry.authenticate(
+        Credentials("password", "imap", "192.0.2.1", "a", b"wrong"))).ok
+    assert 0.14 <= time.monotonic() - started < 0.3
 
 
 FAIL2BAN = re.compile(r"auth failure: user=\S+ client=(?P<host>\S+) protocol=\S+ reason=")
