@@ -105,11 +105,11 @@ async def set_columns(directory: Directory, address: str, **values: Any) -> None
 
 
 async def set_externid(directory: Directory, address: str, externid: bytes) -> None:
-    """What grommunio's LDAP import writes. A hex literal, since aiomysql (0.2 with
-    PyMySQL 1.1) cannot bind ``bytes`` parameters (``escape_bytes_prefixed`` clash)."""
+    """What grommunio's LDAP import writes (a bound ``bytes`` parameter: this also
+    proves aiomysql can bind varbinary values with the pinned PyMySQL)."""
     async with directory.engine.begin() as conn:
-        await conn.execute(text(f"UPDATE users SET externid = X'{externid.hex()}' "
-                                "WHERE username = :name"), {"name": address})
+        await conn.execute(text("UPDATE users SET externid = :externid WHERE username = :name"),
+                           {"externid": externid, "name": address})
     directory.invalidate()
 
 
