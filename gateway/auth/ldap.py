@@ -17,11 +17,15 @@ Settings come from ``[ldap]``; an organisation's ``orgparam`` rows override
 them key by key (``ldap_uri`` → server, ``ldap_binddn`` → bind_user,
 ``ldap_bindpw`` → bind_password, ``ldap_basedn`` → base_dn,
 ``ldap_mail_attr`` → username_attribute, ``ldap_start_tls`` → starttls).
+``ca_file`` (the CA that signed the server's certificate, for StartTLS and
+ldaps://) stays global: grommunio has no orgparam key for it. The server's
+certificate is always verified (policy ``demand``), against ``ca_file`` when
+set, else the system's trust store; a failed check fails the login closed.
 
 The client is `bonsai <https://pypi.org/project/bonsai/>`_ (libldap bound to
 asyncio; builds against the Debian packages ``libldap2-dev`` and
 ``libsasl2-dev``), so nothing here blocks the event loop. Service
-connections are kept per (server, bind DN, StartTLS) in a small pool of
+connections are kept per (server, bind DN, StartTLS, CA file) in a small pool of
 ``pool_size`` connections; one that fails is dropped and the search retried
 once on a new one, so a restarted LDAP server costs no failed login.
 """
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -75,12 +80,13 @@ class LdapConfig:
     starttls: bool
     timeout: float = 10.0
     pool_size: int = 4
+    ca_file: str = ""
 
     @classmethod
     def from_section(cls, section: LdapSection) -> LdapConfig:
         return cls(section.server, section.bind_user, section.bind_password, section.base_dn,
                    section.filter, section.username_attribute, section.starttls,
-                   section.timeout, section.pool_size)
+                   section.timeout, section.pool_size, section.ca_file)
 
     def with_org_params(self, params: Mapping[str, str]) -> LdapConfig:
         """These settings with an organisation's non-empty ``orgparam`` values applied."""
@@ -105,8 +111,13 @@ class LdapConfig:
         return f"(&{match}{self.filter})" if self.filter else match
 
     @property
-    def pool_key(self) -> tuple[str, str, str, bool]:
-        return (self.server, self.bind_user, self.bind_password, self.starttls)
+    def pool_key(self) -> tuple[str, str, str, bool, str]:
+        return (self.server, self.bind_user, self.bind_password, self.starttls, self.ca_file)
+
+    @property
+    def uses_tls(self) -> bool:
+        """StartTLS on an ldap:// URI, or an ldaps:// URI."""
+        return self.starttls or self.server.lower().startswith("ldaps:")
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,10 @@ def _client(config: LdapConfig, dn: str = "", password: str = "") -> Any:
     starttls = config.starttls and not config.server.lower().startswith("ldaps:")
     client = bonsai.LDAPClient(config.server, tls=starttls)
     client.set_server_chase_referrals(False)
+    if config.uses_tls:
+        client.set_cert_policy("demand")  # whatever ldap.conf's TLS_REQCERT says
+        if config.ca_file:
+            client.set_ca_cert(config.ca_file)
     if dn:
         client.set_credentials("SIMPLE", user=dn, password=password)
     return client
@@ -180,6 +195,30 @@ class _ServicePool:
         return len(self._idle)
 
 
+LDAP_CONNECT_ERROR = -11
+"""libldap's code when the TLS handshake fails (GnuTLS gives no further detail)."""
+
+
+def _failure(config: LdapConfig, exc: BaseException) -> str:
+    """``exc`` in words for the log; a failed TLS handshake is named as such."""
+    text = f"{type(exc).__name__} {exc}"
+    if config.uses_tls and getattr(exc, "code", None) == LDAP_CONNECT_ERROR:
+        trust = (f"[ldap] ca_file {config.ca_file!r}" if config.ca_file
+                 else "the system's trust store ([ldap] ca_file is empty)")
+        # First: the fail2ban line keeps 300 characters of the reason.
+        text = (f"TLS handshake failed, most likely certificate verification against {trust} "
+                f"(unknown CA, or not issued for the host in the URI): {text}")
+    return text
+
+
+def _ca_file_ok(config: LdapConfig) -> bool:
+    """False when TLS is used and ``ca_file`` names no readable file (libldap would only
+    say "Connect error"). One stat, too small to move off the event loop."""
+    if not (config.uses_tls and config.ca_file):
+        return True
+    return os.path.isfile(config.ca_file) and os.access(config.ca_file, os.R_OK)
+
+
 def _close(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.close()
@@ -189,7 +228,7 @@ class LdapAuthenticator:
     """Search-then-bind password checks with pooled service connections."""
 
     def __init__(self) -> None:
-        self._pools: dict[tuple[str, str, str, bool], _ServicePool] = {}
+        self._pools: dict[tuple[str, str, str, bool, str], _ServicePool] = {}
         self.binds = 0
         """User binds made (for tests and metrics)."""
 
@@ -227,7 +266,7 @@ class LdapAuthenticator:
                               config.server, exc)
                     continue
                 return LdapOutcome(False, f"LDAP server {config.server} unavailable: "
-                                   f"{type(exc).__name__} {exc}", server_error=True)
+                                   f"{_failure(config, exc)}", server_error=True)
         if not entries:
             return LdapOutcome(False, "LDAP: no entry")
         if len(entries) > 1:
@@ -249,7 +288,7 @@ class LdapAuthenticator:
             return LdapOutcome(False, "LDAP: wrong password", dn=dn)
         except (bonsai.LDAPError, OSError, TimeoutError) as exc:
             return LdapOutcome(False, f"LDAP server {config.server} unavailable for the "
-                               f"bind: {type(exc).__name__} {exc}", dn=dn, server_error=True)
+                               f"bind: {_failure(config, exc)}", dn=dn, server_error=True)
         _close(conn)
         return LdapOutcome(True, dn=dn)
 
@@ -262,6 +301,9 @@ class LdapAuthenticator:
             return LdapOutcome(False, "empty password")
         if "\0" in password:
             return LdapOutcome(False, "password contains a NUL byte")
+        if not _ca_file_ok(config):
+            return LdapOutcome(False, f"LDAP: [ldap] ca_file {config.ca_file!r} is not a "
+                               "readable file", server_error=True)
         found = await self.find_dn(config, username)
         if not found.ok:
             return found

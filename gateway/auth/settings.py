@@ -112,7 +112,9 @@ class LdapSection:
     username_attribute: str = option("mail", "Attribute holding the user's primary address "
                                      "(grommunio's ldap_mail_attr).", check=check_attribute)
     starttls: bool = option(False, "Use StartTLS on ldap:// connections (the certificate is "
-                            "checked against the system's CAs).")
+                            "checked against ca_file, else the system's CAs).")
+    ca_file: str = option("", "PEM file of the CA that signed the LDAP server's certificate; "
+                          "empty: the system's trust store.")
     timeout: float = option(10.0, "Seconds one LDAP connect, search or bind may take.",
                             check=check_positive)
     pool_size: int = option(4, "Search connections kept open per LDAP server and bind DN "

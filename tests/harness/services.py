@@ -11,7 +11,8 @@ their own modules and are re-exported here:
 * ``krb5_realm`` (:mod:`tests.harness.kerberos`): a throwaway MIT Kerberos
   realm with ``alice`` and ``HTTP/localhost``.
 * ``ldap_server`` (:mod:`tests.harness.ldap_server`): a throwaway slapd with
-  ``uid=alice,ou=people,dc=example,dc=org``.
+  ``uid=alice,ou=people,dc=example,dc=org``; ``ldap_server_tls``: a second
+  one with a CA-signed certificate for StartTLS (``ca_file``).
 
 Set ``GATEWAY_TEST_PRIVATE_SERVICES=1`` to have MariaDB and Redis started
 privately even when local servers run. Private servers listen on free
@@ -22,7 +23,7 @@ at the end of the session.
 from __future__ import annotations
 
 from tests.harness.kerberos import Krb5Realm, krb5_realm
-from tests.harness.ldap_server import LdapServer, ldap_server
+from tests.harness.ldap_server import LdapServer, ldap_server, ldap_server_tls
 from tests.harness.mariadb import MariaDB, mariadb
 from tests.harness.redis_server import RedisServer, redis_server
 
@@ -33,6 +34,7 @@ __all__ = [
     "RedisServer",
     "krb5_realm",
     "ldap_server",
+    "ldap_server_tls",
     "mariadb",
     "redis_server",
 ]

@@ -159,14 +159,46 @@ async def test_filter_metacharacters_in_names_are_escaped(db_url: str, tmp_path:
 
 async def test_starttls_is_requested(db_url: str, tmp_path: Path,
                                      ldap_server: LdapServer) -> None:
-    """The test slapd has no certificate: with starttls the search must fail, not fall
-    back to plain text."""
+    """The plain test slapd has no certificate: with starttls the search must fail, not
+    fall back to plain text."""
     async with ldap_host(db_url, tmp_path,
                          ldap_settings(ldap_server, starttls=True, timeout=3.0)) as host:
         result = await login(host, "alice@example.org", ldap_server.user_password)
         assert not result.ok and "unavailable" in result.reason
         await add_org(host.directory, "example.org", {"ldap_start_tls": "false"})
         assert (await login(host, "alice@example.org", ldap_server.user_password)).ok
+
+
+async def test_starttls_with_private_ca(db_url: str, tmp_path: Path,
+                                        ldap_server_tls: LdapServer,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """With [ldap] ca_file naming slapd's CA, StartTLS logins work; without it the
+    system's trust store does not know the CA: refused, no plain-text fallback, and
+    the log says the certificate could not be verified."""
+    trusted = ldap_settings(ldap_server_tls, starttls=True, ca_file=ldap_server_tls.ca_file,
+                            timeout=3.0)
+    async with ldap_host(db_url, tmp_path, trusted) as host:
+        result = await login(host, "alice@example.org", ldap_server_tls.user_password)
+        assert result.ok, result.reason
+        assert result.principal is not None
+        assert result.principal.attributes["backend"] == "ldap"
+        wrong = await login(host, "alice@example.org", "nope")
+        assert not wrong.ok and wrong.reason == "LDAP: wrong password"
+    untrusted = ldap_settings(ldap_server_tls, starttls=True, timeout=3.0)
+    with caplog.at_level("WARNING", logger="gateway.auth"):
+        async with ldap_host(db_url, tmp_path / "2", untrusted) as host:
+            mechanism = password_mechanism(host)
+            result = await login(host, "alice@example.org", ldap_server_tls.user_password)
+            assert not result.ok and "unavailable" in result.reason
+            assert "certificate verification" in result.reason
+            assert "trust store" in result.reason
+            assert mechanism.ldap.binds == 0  # the search already failed: nothing sent
+    logged = [r.getMessage() for r in caplog.records if "auth failure" in r.getMessage()]
+    assert any("certificate verification" in line for line in logged), logged
+    missing = ldap_settings(ldap_server_tls, starttls=True, ca_file=str(tmp_path / "no.pem"))
+    async with ldap_host(db_url, tmp_path / "3", missing) as host:
+        result = await login(host, "alice@example.org", ldap_server_tls.user_password)
+        assert not result.ok and "not a readable file" in result.reason
 
 
 async def test_ldap_outage_is_not_counted_as_a_guess(db_url: str, tmp_path: Path,
