@@ -42,8 +42,7 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
-from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth.ldap import LdapAuthenticator, LdapConfig
@@ -52,14 +51,13 @@ from gateway.auth.registry import AuthResult, Credentials, Principal
 from gateway.auth.sasl import MAX_PASSWORD
 from gateway.auth.settings import AuthSection, LdapSection
 from gateway.auth.throttle import Throttle
+from gateway.cache import CACHE_ENTRIES, MISS, TtlCache
 
 if TYPE_CHECKING:
     from gateway.directory import Directory, User
 
 log = logging.getLogger("gateway.auth")
 
-CACHE_ENTRIES = 10000
-"""Most verified credentials remembered per process; the least recently used go first."""
 
 
 @functools.cache
@@ -80,13 +78,22 @@ def _frame(*parts: str) -> bytes:
 
 
 class CredentialCache:
-    """Verified (user, password, proof) triples as HMACs with a per-process random key."""
+    """Verified (user, password, proof) triples as HMACs with a per-process random key.
+
+    The clear password is never kept: only the HMAC, whose key dies with the process.
+    """
 
     def __init__(self, ttl: float, max_entries: int = CACHE_ENTRIES):
-        self.ttl = ttl
-        self.max_entries = max_entries
+        self._entries = TtlCache(ttl, max_entries)
         self._key = secrets.token_bytes(32)
-        self._data: OrderedDict[bytes, float] = OrderedDict()
+
+    @property
+    def ttl(self) -> float:
+        return self._entries.ttl
+
+    @ttl.setter
+    def ttl(self, value: float) -> None:
+        self._entries.ttl = value
 
     def _digest(self, username: str, password: str, proof: str) -> bytes:
         return hmac.new(self._key, _frame(username.lower(), proof, password),
@@ -95,30 +102,21 @@ class CredentialCache:
     def hit(self, username: str, password: str, proof: str) -> bool:
         if self.ttl <= 0:
             return False
-        digest = self._digest(username, password, proof)
-        expires = self._data.get(digest)
-        if expires is None:
-            return False
-        if expires < time.monotonic():
-            del self._data[digest]
-            return False
-        self._data.move_to_end(digest)
-        return True
+        return self._entries.get(self._digest(username, password, proof)) is not MISS
 
     def put(self, username: str, password: str, proof: str) -> None:
-        if self.ttl <= 0:
-            return
-        digest = self._digest(username, password, proof)
-        self._data[digest] = time.monotonic() + self.ttl
-        self._data.move_to_end(digest)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        if self.ttl > 0:
+            self._entries.put(self._digest(username, password, proof), True)
 
     def clear(self) -> None:
-        self._data.clear()
+        self._entries.clear()
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """The stored digests (what an inspection of the cache would find)."""
+        return iter(self._entries)
 
 
 def decode_password(secret: bytes) -> tuple[str | None, str]:

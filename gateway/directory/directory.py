@@ -21,8 +21,6 @@ import contextlib
 import fcntl
 import logging
 import re
-import time
-from collections import OrderedDict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from sqlalchemy import Select, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from gateway.cache import MISS, TtlCache
 from gateway.directory import schema
 from gateway.directory.engine import DirectoryError, create_engine, is_sqlite
 from gateway.directory.models import (
@@ -49,10 +48,6 @@ log = logging.getLogger("gateway.directory")
 MAX_NAME = 320
 NEGATIVE_TTL = 5.0
 """Seconds an unknown name stays cached (bounded by ``cache_ttl``)."""
-CACHE_ENTRIES = 10000
-"""Most cached lookups; the least recently used go first."""
-
-_MISS = object()
 
 
 PRINTABLE_ASCII = re.compile(r"[\x21-\x7e]+")
@@ -63,41 +58,6 @@ def plausible_name(name: object) -> bool:
     """Whether ``name`` could be stored in grommunio's ascii name columns at all."""
     return (isinstance(name, str) and 0 < len(name) <= MAX_NAME
             and PRINTABLE_ASCII.fullmatch(name) is not None)
-
-
-class TtlCache:
-    """A small LRU map whose entries expire; not shared between processes."""
-
-    def __init__(self, ttl: float, max_entries: int = CACHE_ENTRIES):
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._data: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
-
-    def get(self, key: Hashable) -> Any:
-        item = self._data.get(key)
-        if item is None:
-            return _MISS
-        expires, value = item
-        if expires < time.monotonic():
-            del self._data[key]
-            return _MISS
-        self._data.move_to_end(key)
-        return value
-
-    def put(self, key: Hashable, value: Any, ttl: float | None = None) -> None:
-        lifetime = self.ttl if ttl is None else min(ttl, self.ttl)
-        if lifetime <= 0:
-            return
-        self._data[key] = (time.monotonic() + lifetime, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
 
 
 def _user_query() -> Select[Users, int]:
@@ -216,7 +176,7 @@ class Directory:
 
     async def _cached(self, key: Hashable, compute: Any) -> Any:
         value = self._cache.get(key)
-        if value is not _MISS:
+        if value is not MISS:
             return value
         value = await compute()
         found = value is not None and not (isinstance(value, LoginLookup) and value.user is None)

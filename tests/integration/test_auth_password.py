@@ -146,7 +146,7 @@ async def test_cache_hit_skips_crypt_and_follows_password_changes(host: Host) ->
     assert mechanism.crypt_calls == calls + 1
     # The cache holds HMACs only: no password, no user name in clear.
     assert len(mechanism.cache) == 1
-    for digest in mechanism.cache._data:
+    for digest in mechanism.cache:
         assert PASSWORD.encode() not in digest and b"alice" not in digest
     # A new hash in the directory: the cached old password no longer matches.
     await admin.set_password(host.directory.engine, "alice@example.test",

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, insert, update
 
+from gateway.cache import TtlCache
 from gateway.directory import Directory, DirectoryError, LoginLookup, User, admin, schema
-from gateway.directory.directory import TtlCache
 from gateway.directory.engine import SQLITE_FILE, create_engine, resolve_url
 from gateway.directory.models import Options, UserProperties
 from gateway.directory.types import PR_DISPLAY_TYPE_EX
