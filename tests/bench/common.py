@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -70,3 +71,28 @@ def write_gateway_config(directory: Path, http_port: int, extra: str) -> None:
         f'[gateway]\ndata_dir = "{directory.parent / "data"}"\nlog_level = "info"\n'
         f'[http]\nlisten = ["127.0.0.1:{http_port}"]\nlisten_tls = []\n' + extra
     )
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise RuntimeError(f"wrk latency not understood: {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, duration: float, connections: int,
+        header: str | None = None) -> dict[str, float]:
+    """Requests/s and p50 latency (ms) as wrk measured them (one thread)."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency"]
+    if header:
+        command += ["-H", header]
+    out = subprocess.run([*command, url], capture_output=True, text=True,
+                         timeout=duration + 60, check=True).stdout
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    if not rate or not p50 or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk output not understood or errors seen:\n{out}")
+    return {"rps": float(rate.group(1)), "p50_ms": _ms(p50.group(1))}

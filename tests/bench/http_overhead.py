@@ -11,10 +11,8 @@ requests/s of each and the ratio host/bare (target: >= 0.85).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,19 +26,8 @@ from tests.bench.common import (
     stop,
     wait_port,
     write_gateway_config,
+    wrk,
 )
-
-
-def wrk(url: str, duration: float, connections: int) -> float:
-    """Requests per second that wrk measured (one thread: the servers get the other core)."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", url],
-        capture_output=True, text=True, timeout=duration + 60, check=True,
-    ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match or "Non-2xx" in out:
-        raise RuntimeError(f"wrk output not understood or errors seen:\n{out}")
-    return float(match.group(1))
 
 
 def run(duration: float, rounds: int, connections: int) -> dict[str, float]:
@@ -66,7 +53,7 @@ def run(duration: float, rounds: int, connections: int) -> dict[str, float]:
             results: dict[str, list[float]] = {"host": [], "bare": []}
             for _ in range(rounds):
                 for name in ("bare", "host"):
-                    results[name].append(wrk(urls[name], duration, connections))
+                    results[name].append(wrk(urls[name], duration, connections)["rps"])
         finally:
             stop(host)
             stop(bare)
