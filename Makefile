@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python -m tests.bench.http_overhead
 	$(BIN)/python -m tests.bench.idle_connections
 	$(BIN)/python -m tests.bench.basic_auth
+	$(BIN)/python -m tests.bench.crypt_rate
 
 clean:
 	rm -rf $(VENV) var
