@@ -13,17 +13,14 @@ The credentials are checked by the host's password mechanism
 (``gateway/auth/password.py``) against a user made with ``gateway user add``
 (SHA-512-crypt); after the first request its verified-credentials cache
 (``[auth] cache_ttl``, set to 1 hour here) answers, which is the "warm
-cache". If that mechanism is not installed, the test plugin's static
-mechanism is used instead, and the output says so.
+cache".
 
     .venv/bin/python -m tests.bench.basic_auth [--duration 10] [--rounds 3] [--connections 32]
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import importlib.util
 import shutil
 import statistics
 import subprocess
@@ -37,6 +34,7 @@ from tests.bench.common import (
     env_with_path,
     free_port,
     gateway_command,
+    load_arguments,
     start,
     stop,
     wait_port,
@@ -45,8 +43,6 @@ from tests.bench.common import (
 )
 
 USER, PASSWORD = "bench@bench.test", "bench-secret"
-def password_mechanism_available() -> bool:
-    return importlib.util.find_spec("gateway.auth.password") is not None
 
 
 def _cli(conf: Path, env: dict[str, str], *args: str, stdin: str | None = None) -> None:
@@ -58,21 +54,16 @@ def _cli(conf: Path, env: dict[str, str], *args: str, stdin: str | None = None) 
 def run(duration: float, rounds: int, connections: int) -> dict[str, float | str]:
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian package wrk; `make install` adds it)")
-    real = password_mechanism_available()
     with tempfile.TemporaryDirectory(prefix="gw-bench-auth-") as tmp:
         work = Path(tmp)
         port = free_port()
-        extra = '[plugins]\nmodules = ["tests.plugins.protected"]\n'
-        if real:
-            extra += "[auth]\ncache_ttl = 3600.0\n"
-        else:
-            extra += f'[protected]\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
-        write_gateway_config(work / "conf", port, extra)
+        write_gateway_config(work / "conf", port,
+                             '[plugins]\nmodules = ["tests.plugins.protected"]\n'
+                             "[auth]\ncache_ttl = 3600.0\n")
         env = env_with_path()
-        if real:
-            _cli(work / "conf", env, "domain", "add", "bench.test")
-            _cli(work / "conf", env, "user", "add", USER, "--password-stdin",
-                 stdin=PASSWORD + "\n")
+        _cli(work / "conf", env, "domain", "add", "bench.test")
+        _cli(work / "conf", env, "user", "add", USER, "--password-stdin",
+             stdin=PASSWORD + "\n")
         server = start(gateway_command(work / "conf"), work / "gateway.log", env, REPO)
         try:
             wait_port(port, server)
@@ -97,9 +88,7 @@ def run(duration: float, rounds: int, connections: int) -> dict[str, float | str
         finally:
             stop(server)
     figures: dict[str, float | str] = {
-        "mechanism": "password (directory, SHA-512-crypt, cache)" if real
-        else "protected-static (test plugin)",
-    }
+        "mechanism": "password (directory, SHA-512-crypt, cache)"}
     for name in ("open", "basic"):
         figures[f"{name}_p50_ms"] = statistics.median(latency[name])
         figures[f"{name}_rps"] = statistics.median(rate[name])
@@ -109,11 +98,7 @@ def run(duration: float, rounds: int, connections: int) -> dict[str, float | str
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per route")
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+    args = load_arguments(__doc__, "route")
     f = run(args.duration, args.rounds, args.connections)
     print(f"Basic auth cost, {args.rounds} x {args.duration:g} s per measurement, medians; "
           f"mechanism: {f['mechanism']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import socket
@@ -96,3 +97,12 @@ def wrk(url: str, duration: float, connections: int,
     if not rate or not p50 or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk output not understood or errors seen:\n{out}")
     return {"rps": float(rate.group(1)), "p50_ms": _ms(p50.group(1))}
+
+
+def load_arguments(doc: str | None, each: str) -> argparse.Namespace:
+    """``--duration``, ``--rounds`` and ``--connections`` of a wrk benchmark."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help=f"alternating runs per {each}")
+    parser.add_argument("--connections", type=int, default=32)
+    return parser.parse_args()

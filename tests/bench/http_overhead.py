@@ -10,7 +10,6 @@ requests/s of each and the ratio host/bare (target: >= 0.85).
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import sys
@@ -22,6 +21,7 @@ from tests.bench.common import (
     env_with_path,
     free_port,
     gateway_command,
+    load_arguments,
     start,
     stop,
     wait_port,
@@ -63,11 +63,7 @@ def run(duration: float, rounds: int, connections: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs per server")
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+    args = load_arguments(__doc__, "server")
     figures = run(args.duration, args.rounds, args.connections)
     print(f"HTTP overhead, {args.rounds} x {args.duration:g} s, {args.connections} connections,"
           " medians:")
