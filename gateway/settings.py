@@ -14,6 +14,7 @@ from gateway.auth.settings import AuthSection, LdapSection
 from gateway.auth.spnego import SpnegoSection
 from gateway.config import option
 from gateway.net.proxy import parse_networks
+from gateway.store.settings import StoreSection
 
 
 def check_networks(entries: list[str]) -> None:
@@ -89,4 +90,5 @@ def gateway_config_schema() -> Mapping[str, type]:
         "auth": AuthSection,
         "ldap": LdapSection,
         "spnego": SpnegoSection,
+        "store": StoreSection,
     }

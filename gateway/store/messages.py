@@ -1,0 +1,528 @@
+"""Message operations: create, modify, recipients, attachments, delete, move, copy, read state.
+
+Every write to a message takes a new change number and refreshes its change
+key, predecessor change list, MODSEQ and size. Read-state changes take a
+change number of their own (``read_cn``) and leave the content change
+number alone, so sync reports them apart. A write to an embedded message
+counts as a write to the message that carries it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gateway.store import folders, ids
+from gateway.store import tags as T
+from gateway.store.errors import InvalidArgument, InvalidValue, NotFound, TooBig
+from gateway.store.objects import (
+    ATTACH_BY_VALUE,
+    ATTACH_EMBEDDED_MSG,
+    COMPUTED_FLAGS,
+    MSGFLAG_READ,
+    NewAttachment,
+    NewMessage,
+)
+from gateway.store.txn import PropKey, Txn
+from gateway.store.values import to_filetime
+
+MAX_RECIPIENTS = 10_000
+MAX_ATTACHMENTS = 1_000
+MAX_EMBEDDING = 8
+
+
+def _now() -> int:
+    from datetime import UTC, datetime
+    return to_filetime(datetime.now(UTC))
+
+
+def require(txn: Txn, message_id: int) -> tuple[Any, ...]:
+    """``(folder_id, associated, uid, is_read, parent_attach_id)`` of an existing message."""
+    if not isinstance(message_id, int):
+        raise InvalidArgument(f"a message id is an integer, not {type(message_id).__name__}")
+    return txn.require("SELECT folder_id, associated, uid, is_read, parent_attach_id "
+                       "FROM messages WHERE message_id = ?", (message_id,),
+                       f"message {message_id}")
+
+
+def top_message(txn: Txn, message_id: int) -> int:
+    """The message in a folder that (perhaps through attachments) carries ``message_id``."""
+    current = message_id
+    for _ in range(MAX_EMBEDDING + 1):
+        row = txn.conn.execute(
+            "SELECT m.folder_id, a.message_id FROM messages m LEFT JOIN attachments a "
+            "ON a.attach_id = m.parent_attach_id WHERE m.message_id = ?", (current,)).fetchone()
+        if row is None:
+            raise NotFound(f"message {message_id} does not exist")
+        if row[0] is not None or row[1] is None:
+            return current
+        current = row[1]
+    raise InvalidArgument("messages embedded too deep")
+
+
+def create(txn: Txn, folder_id: int | None, new: NewMessage,
+           parent_attach_id: int | None = None, depth: int = 0,
+           kind: str = "object_created") -> int:
+    """Write a whole message in one go; returns its id."""
+    if depth > MAX_EMBEDDING:
+        raise InvalidArgument(f"messages embed at most {MAX_EMBEDDING} deep")
+    if len(new.recipients) > MAX_RECIPIENTS:
+        raise TooBig(f"more than {MAX_RECIPIENTS} recipients")
+    if len(new.attachments) > MAX_ATTACHMENTS:
+        raise TooBig(f"more than {MAX_ATTACHMENTS} attachments")
+    if folder_id is not None:
+        folders.require(txn, folder_id)
+    props = dict(new.props)
+    flags = props.pop(T.PidTagMessageFlags, 0) or 0
+    if not isinstance(flags, int):
+        raise InvalidValue(T.PidTagMessageFlags, "an integer")
+    read = bool(flags & MSGFLAG_READ)
+    message_id = txn.next_gc()
+    cn = txn.next_cn()
+    uid = _take_uid(txn, folder_id) if folder_id is not None else None
+    mime_blob = mime_size = None
+    if new.mime is not None:
+        mime_blob, mime_size = txn.blobs.put(txn.conn, new.mime), len(new.mime)
+    txn.conn.execute(
+        "INSERT INTO messages (message_id, folder_id, parent_attach_id, associated, uid, "
+        "change_number, created_cn, read_cn, modseq, pcl, is_read, mime_blob, mime_size) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, folder_id, parent_attach_id, int(new.associated), uid, cn, cn,
+         cn if read else 0, cn, ids.pcl_pack([ids.xid(txn.info.replica, cn)]), int(read),
+         mime_blob, mime_size))
+    now = _now()
+    props.setdefault(T.PidTagCreationTime, now)
+    props.setdefault(T.PidTagLastModificationTime, now)
+    if folder_id is not None:
+        props.setdefault(T.PidTagMessageDeliveryTime, now)
+    props[T.PidTagMessageFlags] = flags & ~COMPUTED_FLAGS
+    txn.write_props("message_props", message_id, props)
+    _write_recipients(txn, message_id, new.recipients)
+    for attachment in new.attachments:
+        _add_attachment(txn, message_id, attachment, depth)
+    size = _update_size(txn, message_id)
+    if folder_id is not None:
+        txn.add_size(size)
+        txn.touched_folders.add(folder_id)
+        txn.event(kind, folder_id, message_id, cn, uid=uid, associated=new.associated)
+    return message_id
+
+
+def _take_uid(txn: Txn, folder_id: int) -> int:
+    row = txn.conn.execute("UPDATE folders SET uidnext = uidnext + 1 WHERE folder_id = ? "
+                           "RETURNING uidnext - 1", (folder_id,)).fetchone()
+    return int(row[0])
+
+
+def _write_recipients(txn: Txn, message_id: int, rows: list[Mapping[PropKey, Any]]) -> None:
+    for row_id, props in enumerate(rows):
+        recipient_id = txn.conn.execute(
+            "INSERT INTO recipients (message_id, row_id) VALUES (?, ?) RETURNING recipient_id",
+            (message_id, row_id)).fetchone()[0]
+        stored = dict(props)
+        stored.pop(T.PidTagRowid, None)
+        txn.write_props("recipient_props", recipient_id, stored)
+
+
+def _delete_recipients(txn: Txn, message_id: int) -> None:
+    for (recipient_id,) in txn.conn.execute(
+            "DELETE FROM recipients WHERE message_id = ? RETURNING recipient_id",
+            (message_id,)).fetchall():
+        txn.delete_all_props("recipient_props", recipient_id)
+
+
+def _add_attachment(txn: Txn, message_id: int, attachment: NewAttachment, depth: int) -> int:
+    row = txn.conn.execute("SELECT coalesce(max(num) + 1, 0) FROM attachments "
+                           "WHERE message_id = ?", (message_id,)).fetchone()
+    num = int(row[0])
+    attach_id = txn.conn.execute(
+        "INSERT INTO attachments (message_id, num) VALUES (?, ?) RETURNING attach_id",
+        (message_id, num)).fetchone()[0]
+    props = dict(attachment.props)
+    props.pop(T.PidTagAttachNumber, None)
+    if attachment.embedded is not None:
+        props[T.PidTagAttachMethod] = ATTACH_EMBEDDED_MSG
+    else:
+        props.setdefault(T.PidTagAttachMethod, ATTACH_BY_VALUE)
+    txn.write_props("attachment_props", attach_id, props)
+    if attachment.data is not None:
+        digest, size = txn.blobs.put_stream(txn.conn, iter(attachment.data),
+                                            txn.limits.max_value_bytes)
+        txn.write_blob_prop("attachment_props", attach_id, T.PidTagAttachDataBinary, digest, size)
+    if attachment.embedded is not None:
+        create(txn, None, attachment.embedded, parent_attach_id=attach_id, depth=depth + 1)
+    _update_attachment_size(txn, attach_id)
+    return num
+
+
+def _update_attachment_size(txn: Txn, attach_id: int) -> None:
+    size = txn.props_size("attachment_props", attach_id)
+    embedded = txn.conn.execute("SELECT size FROM messages WHERE parent_attach_id = ?",
+                                (attach_id,)).fetchone()
+    if embedded is not None:
+        size += int(embedded[0])
+    txn.write_props("attachment_props", attach_id, {T.PidTagAttachSize: min(size, 0x7FFFFFFF)})
+
+
+def _update_size(txn: Txn, message_id: int) -> int:
+    """Recompute the message size: its properties, recipients and attachments."""
+    conn = txn.conn
+    size = txn.props_size("message_props", message_id)
+    size += int(conn.execute(
+        "SELECT total(p.size) FROM recipients r JOIN recipient_props p "
+        "ON p.recipient_id = r.recipient_id WHERE r.message_id = ?", (message_id,)).fetchone()[0])
+    size += int(conn.execute(
+        "SELECT total(p.size) FROM attachments a JOIN attachment_props p "
+        "ON p.attach_id = a.attach_id WHERE a.message_id = ? AND p.tag != ?",
+        (message_id, T.PidTagAttachSize)).fetchone()[0])
+    size += int(conn.execute(
+        "SELECT total(m.size) FROM attachments a JOIN messages m ON m.parent_attach_id = "
+        "a.attach_id WHERE a.message_id = ?", (message_id,)).fetchone()[0])
+    if size > txn.limits.max_message_bytes:
+        raise TooBig(f"a message of {size} bytes is larger than the limit of "
+                     f"{txn.limits.max_message_bytes}")
+    conn.execute("UPDATE messages SET size = ? WHERE message_id = ?", (size, message_id))
+    return size
+
+
+def _stamp(txn: Txn, message_id: int, kind: str = "object_modified") -> int:
+    """Mark a content change: new CN, change key, PCL, MODSEQ, size (on the top message)."""
+    top = top_message(txn, message_id)
+    old_size = int(txn.conn.execute("SELECT size FROM messages WHERE message_id = ?",
+                                    (top,)).fetchone()[0])
+    if top != message_id:
+        _update_size(txn, message_id)
+        _refresh_embedding_sizes(txn, message_id)
+    cn = txn.next_cn()
+    row = txn.conn.execute("SELECT pcl, folder_id, uid FROM messages WHERE message_id = ?",
+                           (top,)).fetchone()
+    change_key = ids.xid(txn.info.replica, cn)
+    txn.conn.execute("UPDATE messages SET change_number = ?, modseq = ?, pcl = ? "
+                     "WHERE message_id = ?", (cn, cn, ids.pcl_merge(row[0], change_key), top))
+    txn.write_props("message_props", top, {T.PidTagLastModificationTime: _now()})
+    new_size = _update_size(txn, top)
+    if row[1] is not None:
+        txn.add_size(new_size - old_size)
+        txn.touched_folders.add(row[1])
+        txn.event(kind, row[1], top, cn, uid=row[2])
+    return cn
+
+
+def _refresh_embedding_sizes(txn: Txn, message_id: int) -> None:
+    current = message_id
+    for _ in range(MAX_EMBEDDING + 1):
+        row = txn.conn.execute("SELECT parent_attach_id FROM messages WHERE message_id = ?",
+                               (current,)).fetchone()
+        if row is None or row[0] is None:
+            return
+        _update_attachment_size(txn, row[0])
+        parent = txn.conn.execute("SELECT message_id FROM attachments WHERE attach_id = ?",
+                                  (row[0],)).fetchone()[0]
+        _update_size(txn, parent)
+        current = parent
+
+
+def set_props(txn: Txn, message_id: int, props: Mapping[PropKey, Any]) -> int:
+    """Change properties (``None`` deletes one). Read state goes through :func:`set_read`."""
+    require(txn, message_id)
+    props = dict(props)
+    flags = props.pop(T.PidTagMessageFlags, None)
+    if flags is not None:
+        if not isinstance(flags, int):
+            raise InvalidValue(T.PidTagMessageFlags, "an integer")
+        props[T.PidTagMessageFlags] = flags & ~COMPUTED_FLAGS
+    txn.write_props("message_props", message_id, props)
+    cn = _stamp(txn, message_id)
+    if flags is not None:
+        set_read(txn, [message_id], bool(flags & MSGFLAG_READ))
+    return cn
+
+
+def set_recipients(txn: Txn, message_id: int, rows: list[Mapping[PropKey, Any]]) -> int:
+    """Replace the recipient table."""
+    require(txn, message_id)
+    if len(rows) > MAX_RECIPIENTS:
+        raise TooBig(f"more than {MAX_RECIPIENTS} recipients")
+    _delete_recipients(txn, message_id)
+    _write_recipients(txn, message_id, rows)
+    return _stamp(txn, message_id)
+
+
+def recipients(txn: Txn, message_id: int) -> list[dict[PropKey, Any]]:
+    require(txn, message_id)
+    out = []
+    for recipient_id, row_id in txn.conn.execute(
+            "SELECT recipient_id, row_id FROM recipients WHERE message_id = ? ORDER BY row_id",
+            (message_id,)).fetchall():
+        props = txn.read_props("recipient_props", recipient_id)
+        props[T.PidTagRowid] = row_id
+        out.append(props)
+    return out
+
+
+def add_attachment(txn: Txn, message_id: int, attachment: NewAttachment) -> int:
+    """Attach; returns the attachment number."""
+    require(txn, message_id)
+    count = txn.conn.execute("SELECT count(*) FROM attachments WHERE message_id = ?",
+                             (message_id,)).fetchone()[0]
+    if count >= MAX_ATTACHMENTS:
+        raise TooBig(f"more than {MAX_ATTACHMENTS} attachments")
+    num = _add_attachment(txn, message_id, attachment, _embedding_depth(txn, message_id))
+    _stamp(txn, message_id)
+    return num
+
+
+def _embedding_depth(txn: Txn, message_id: int) -> int:
+    depth, current = 0, message_id
+    while True:
+        row = txn.conn.execute(
+            "SELECT a.message_id FROM messages m JOIN attachments a ON a.attach_id = "
+            "m.parent_attach_id WHERE m.message_id = ?", (current,)).fetchone()
+        if row is None:
+            return depth
+        depth, current = depth + 1, row[0]
+
+
+def attachment_id(txn: Txn, message_id: int, num: int) -> int:
+    row = txn.conn.execute("SELECT attach_id FROM attachments WHERE message_id = ? AND num = ?",
+                           (message_id, num)).fetchone()
+    if row is None:
+        raise NotFound(f"message {message_id} has no attachment {num}")
+    return int(row[0])
+
+
+def attachments(txn: Txn, message_id: int,
+                keys: Iterable[PropKey] | None = None) -> list[dict[PropKey, Any]]:
+    """Each attachment's properties, without its data unless ``keys`` asks for it."""
+    require(txn, message_id)
+    out = []
+    for attach_id, num in txn.conn.execute(
+            "SELECT attach_id, num FROM attachments WHERE message_id = ? ORDER BY num",
+            (message_id,)).fetchall():
+        props = txn.read_props("attachment_props", attach_id, keys)
+        if keys is None:
+            props.pop(T.PidTagAttachDataBinary, None)
+        props[T.PidTagAttachNumber] = num
+        out.append(props)
+    return out
+
+
+def attachment_props(txn: Txn, message_id: int, num: int,
+                     keys: Iterable[PropKey] | None = None) -> dict[PropKey, Any]:
+    props = txn.read_props("attachment_props", attachment_id(txn, message_id, num), keys)
+    props[T.PidTagAttachNumber] = num
+    return props
+
+
+def set_attachment_props(txn: Txn, message_id: int, num: int,
+                         props: Mapping[PropKey, Any]) -> int:
+    attach_id = attachment_id(txn, message_id, num)
+    txn.write_props("attachment_props", attach_id, props)
+    _update_attachment_size(txn, attach_id)
+    return _stamp(txn, message_id)
+
+
+def attachment_data_ref(txn: Txn, message_id: int, num: int) -> tuple[str | None, bytes | None]:
+    """Where an attachment's data is: ``(blob hash, None)`` or ``(None, inline bytes)``."""
+    attach_id = attachment_id(txn, message_id, num)
+    row = txn.conn.execute("SELECT value, blob FROM attachment_props WHERE attach_id = ? "
+                           "AND tag = ?", (attach_id, T.PidTagAttachDataBinary)).fetchone()
+    if row is None:
+        return None, b""
+    return row[1], row[0]
+
+
+def embedded(txn: Txn, message_id: int, num: int) -> int:
+    """The id of the message held by an attachment."""
+    attach_id = attachment_id(txn, message_id, num)
+    row = txn.conn.execute("SELECT message_id FROM messages WHERE parent_attach_id = ?",
+                           (attach_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"attachment {num} of message {message_id} holds no message")
+    return int(row[0])
+
+
+def delete_attachment(txn: Txn, message_id: int, num: int) -> int:
+    attach_id = attachment_id(txn, message_id, num)
+    _destroy_attachment(txn, attach_id)
+    return _stamp(txn, message_id)
+
+
+def _destroy_attachment(txn: Txn, attach_id: int) -> None:
+    for (inner,) in txn.conn.execute("SELECT message_id FROM messages WHERE parent_attach_id = ?",
+                                     (attach_id,)).fetchall():
+        _destroy(txn, inner)
+    txn.delete_all_props("attachment_props", attach_id)
+    txn.conn.execute("DELETE FROM attachments WHERE attach_id = ?", (attach_id,))
+
+
+def _destroy(txn: Txn, message_id: int) -> tuple[Any, ...]:
+    """Remove a message's rows (recipients, attachments, embedded messages, blobs)."""
+    _delete_recipients(txn, message_id)
+    for (attach_id,) in txn.conn.execute("SELECT attach_id FROM attachments WHERE message_id = ?",
+                                         (message_id,)).fetchall():
+        _destroy_attachment(txn, attach_id)
+    txn.delete_all_props("message_props", message_id)
+    row = txn.conn.execute(
+        "DELETE FROM messages WHERE message_id = ? RETURNING folder_id, associated, uid, "
+        "created_cn, size, mime_blob", (message_id,)).fetchone()
+    if row[5] is not None:
+        txn.blobs.release(txn.conn, row[5], txn.doomed_files)
+    return tuple(row)
+
+
+def delete(txn: Txn, message_ids: Iterable[int], hard: bool = True) -> list[int]:
+    """Delete messages; soft: move them to Deleted Items (hard when already there)."""
+    mids = list(dict.fromkeys(message_ids))
+    for mid in mids:
+        if require(txn, mid)[0] is None:
+            raise InvalidArgument(f"message {mid} is embedded; delete its attachment instead")
+    if not hard and not txn.info.public:
+        from gateway.store.special import Private
+
+        wastebasket = int(Private.DELETED_ITEMS)
+        elsewhere = [mid for mid in mids if require(txn, mid)[0] != wastebasket]
+        if elsewhere:
+            move(txn, elsewhere, wastebasket)
+        mids = [mid for mid in mids if mid not in set(elsewhere)]
+    for mid in mids:
+        folder_id, associated, uid, created_cn, size, _ = _destroy(txn, mid)
+        cn = txn.next_cn()
+        txn.conn.execute(
+            "INSERT INTO tombstones (object_id, folder_id, is_folder, associated, uid, created_cn,"
+            " change_number, deleted_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
+            (mid, folder_id, associated, uid, created_cn, cn, int(time.time())))
+        txn.add_size(-int(size))
+        txn.touched_folders.add(folder_id)
+        txn.event("object_deleted", folder_id, mid, cn, uid=uid)
+    return mids
+
+
+def move(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, int]:
+    """Move messages to another folder of this store: ``{old id: new id}``.
+
+    As in Exchange, a moved message gets a new id (and a new UID in its new
+    folder); the source folder sees a deletion, the destination an addition.
+    """
+    folders.require(txn, dest_folder)
+    mapping: dict[int, int] = {}
+    for mid in dict.fromkeys(message_ids):
+        folder_id, associated, uid, _, _ = require(txn, mid)
+        if folder_id is None:
+            raise InvalidArgument(f"message {mid} is embedded and cannot be moved")
+        if folder_id == dest_folder:
+            mapping[mid] = mid
+            continue
+        created_cn = txn.conn.execute("SELECT created_cn FROM messages WHERE message_id = ?",
+                                      (mid,)).fetchone()[0]
+        new_id, cn = txn.next_gc(), txn.next_cn()
+        new_uid = _take_uid(txn, dest_folder)
+        txn.conn.execute(
+            "UPDATE messages SET message_id = ?, folder_id = ?, uid = ?, created_cn = ?, "
+            "change_number = ?, modseq = ?, read_cn = CASE WHEN is_read THEN ? ELSE 0 END, "
+            "pcl = ?, imap_deleted = 0 WHERE message_id = ?",
+            (new_id, dest_folder, new_uid, cn, cn, cn, cn,
+             ids.pcl_pack([ids.xid(txn.info.replica, cn)]), mid))
+        for table, column in (("message_props", "message_id"), ("recipients", "message_id"),
+                              ("attachments", "message_id")):
+            txn.conn.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (new_id, mid))
+        gone = txn.next_cn()
+        txn.conn.execute(
+            "INSERT INTO tombstones (object_id, folder_id, is_folder, associated, uid, created_cn,"
+            " change_number, deleted_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
+            (mid, folder_id, associated, uid, created_cn, gone, int(time.time())))
+        txn.touched_folders.update((folder_id, dest_folder))
+        txn.event("object_moved", dest_folder, new_id, cn, old_folder_id=folder_id,
+                  old_object_id=mid, old_uid=uid, uid=new_uid)
+        mapping[mid] = new_id
+    return mapping
+
+
+def copy(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, int]:
+    """Copy messages into a folder of this store: ``{source id: copy id}``."""
+    folders.require(txn, dest_folder)
+    mapping: dict[int, int] = {}
+    for mid in dict.fromkeys(message_ids):
+        if require(txn, mid)[0] is None:
+            raise InvalidArgument(f"message {mid} is embedded and cannot be copied alone")
+        mapping[mid] = _copy_one(txn, mid, dest_folder, None)
+    return mapping
+
+
+def _copy_one(txn: Txn, mid: int, dest_folder: int | None, parent_attach_id: int | None) -> int:
+    new_id = txn.next_gc()
+    cn = txn.next_cn()
+    uid = _take_uid(txn, dest_folder) if dest_folder is not None else None
+    txn.conn.execute(
+        "INSERT INTO messages (message_id, folder_id, parent_attach_id, associated, uid, "
+        "change_number, created_cn, read_cn, modseq, pcl, is_read, imap_deleted, size, "
+        "mime_blob, mime_size) SELECT ?, ?, ?, associated, ?, ?, ?, CASE WHEN is_read THEN ? "
+        "ELSE 0 END, ?, ?, is_read, 0, size, mime_blob, mime_size FROM messages "
+        "WHERE message_id = ?",
+        (new_id, dest_folder, parent_attach_id, uid, cn, cn, cn, cn,
+         ids.pcl_pack([ids.xid(txn.info.replica, cn)]), mid))
+    blob = txn.conn.execute("SELECT mime_blob, size FROM messages WHERE message_id = ?",
+                            (new_id,)).fetchone()
+    if blob[0] is not None:
+        txn.conn.execute("UPDATE blobs SET refcount = refcount + 1 WHERE hash = ?", (blob[0],))
+    txn.copy_props("message_props", mid, new_id)
+    for recipient_id, row_id in txn.conn.execute(
+            "SELECT recipient_id, row_id FROM recipients WHERE message_id = ?", (mid,)).fetchall():
+        new_recipient = txn.conn.execute(
+            "INSERT INTO recipients (message_id, row_id) VALUES (?, ?) RETURNING recipient_id",
+            (new_id, row_id)).fetchone()[0]
+        txn.copy_props("recipient_props", recipient_id, new_recipient)
+    for attach_id, num in txn.conn.execute(
+            "SELECT attach_id, num FROM attachments WHERE message_id = ?", (mid,)).fetchall():
+        new_attach = txn.conn.execute(
+            "INSERT INTO attachments (message_id, num) VALUES (?, ?) RETURNING attach_id",
+            (new_id, num)).fetchone()[0]
+        txn.copy_props("attachment_props", attach_id, new_attach)
+        for (inner,) in txn.conn.execute(
+                "SELECT message_id FROM messages WHERE parent_attach_id = ?",
+                (attach_id,)).fetchall():
+            _copy_one(txn, inner, None, new_attach)
+    if dest_folder is not None:
+        txn.add_size(int(blob[1]))
+        txn.touched_folders.add(dest_folder)
+        txn.event("object_copied", dest_folder, new_id, cn, uid=uid, source_id=mid)
+    return new_id
+
+
+def set_read(txn: Txn, message_ids: Iterable[int], read: bool) -> list[int]:
+    """Set or clear the read flag; returns the messages whose state changed.
+
+    Each changed message takes a change number as its ``read_cn`` and MODSEQ;
+    its content change number stays, so sync reports a read-state change.
+    """
+    changed = []
+    for mid in dict.fromkeys(message_ids):
+        folder_id, _, uid, is_read, _ = require(txn, mid)
+        if bool(is_read) == read:
+            continue
+        cn = txn.next_cn()
+        txn.conn.execute("UPDATE messages SET is_read = ?, read_cn = ?, modseq = ? "
+                         "WHERE message_id = ?", (int(read), cn, cn, mid))
+        if folder_id is not None:
+            txn.touched_folders.add(folder_id)
+            txn.event("object_modified", folder_id, mid, cn, uid=uid, read=read)
+        changed.append(mid)
+    return changed
+
+
+def mime_ref(txn: Txn, message_id: int) -> tuple[str | None, int | None]:
+    """``(blob hash, size)`` of the original Internet message, or ``(None, None)``."""
+    row = txn.require("SELECT mime_blob, mime_size FROM messages WHERE message_id = ?",
+                      (message_id,), f"message {message_id}")
+    return row[0], row[1]
+
+
+def in_folder(txn: Txn, folder_id: int, message_ids: Iterable[int]) -> None:
+    """Refuse ids that are not messages of ``folder_id`` (ids from elsewhere, made up)."""
+    for mid in message_ids:
+        row = txn.conn.execute("SELECT folder_id FROM messages WHERE message_id = ?",
+                               (mid,)).fetchone()
+        if row is None or row[0] != folder_id:
+            raise NotFound(f"message {mid} is not in folder {folder_id}")
+

@@ -1,0 +1,153 @@
+"""The SQLite schema of one mailbox store, its version and its upgrades.
+
+``SCHEMA_VERSION`` is kept in ``PRAGMA user_version``. Opening an older store
+runs each step of ``UPGRADES`` above its version in one transaction; a store
+newer than this code is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from gateway.store.errors import CorruptStore
+
+SCHEMA_VERSION = 1
+
+# Property rows: ``value`` holds the SQLite form; a large string or binary is a
+# blob instead (``value`` NULL, ``blob`` its hash, ``size`` its length).
+_PROPS = """(
+    {owner} INTEGER NOT NULL,
+    tag INTEGER NOT NULL,
+    value,
+    blob TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY ({owner}, tag)
+) WITHOUT ROWID"""
+
+CREATE = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE named_props (
+    propid INTEGER PRIMARY KEY,
+    guid BLOB NOT NULL,
+    lid INTEGER,
+    name TEXT
+);
+CREATE UNIQUE INDEX named_props_lid ON named_props (guid, lid) WHERE lid IS NOT NULL;
+CREATE UNIQUE INDEX named_props_name ON named_props (guid, name) WHERE name IS NOT NULL;
+
+CREATE TABLE folders (
+    folder_id INTEGER PRIMARY KEY,
+    parent_id INTEGER,
+    folder_type INTEGER NOT NULL DEFAULT 1,
+    name TEXT NOT NULL,
+    change_number INTEGER NOT NULL,
+    created_cn INTEGER NOT NULL,
+    pcl BLOB,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    hierarchy_cn INTEGER NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX folders_sibling_names ON folders (parent_id, name COLLATE NOCASE);
+CREATE TABLE folder_props {_PROPS.format(owner="folder_id")};
+
+CREATE TABLE messages (
+    message_id INTEGER PRIMARY KEY,
+    folder_id INTEGER,
+    parent_attach_id INTEGER,
+    associated INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER,
+    change_number INTEGER NOT NULL,
+    created_cn INTEGER NOT NULL,
+    read_cn INTEGER NOT NULL DEFAULT 0,
+    modseq INTEGER NOT NULL,
+    pcl BLOB,
+    is_read INTEGER NOT NULL DEFAULT 0,
+    imap_deleted INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0,
+    mime_blob TEXT,
+    mime_size INTEGER
+);
+CREATE INDEX messages_folder_uid ON messages (folder_id, associated, uid);
+CREATE INDEX messages_folder_cn ON messages (folder_id, change_number);
+CREATE INDEX messages_folder_read_cn ON messages (folder_id, read_cn);
+CREATE INDEX messages_embedded ON messages (parent_attach_id) WHERE parent_attach_id IS NOT NULL;
+CREATE TABLE message_props {_PROPS.format(owner="message_id")};
+
+CREATE TABLE recipients (
+    recipient_id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    row_id INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX recipients_message ON recipients (message_id, row_id);
+CREATE TABLE recipient_props {_PROPS.format(owner="recipient_id")};
+
+CREATE TABLE attachments (
+    attach_id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    num INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX attachments_message ON attachments (message_id, num);
+CREATE TABLE attachment_props {_PROPS.format(owner="attach_id")};
+
+CREATE TABLE tombstones (
+    object_id INTEGER NOT NULL,
+    folder_id INTEGER,
+    is_folder INTEGER NOT NULL,
+    associated INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER,
+    created_cn INTEGER NOT NULL,
+    change_number INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL
+);
+CREATE INDEX tombstones_folder_cn ON tombstones (folder_id, change_number);
+CREATE INDEX tombstones_cn ON tombstones (change_number);
+
+CREATE TABLE permissions (
+    folder_id INTEGER NOT NULL,
+    member TEXT NOT NULL,
+    rights INTEGER NOT NULL,
+    PRIMARY KEY (folder_id, member)
+) WITHOUT ROWID;
+CREATE TABLE store_grants (
+    member TEXT PRIMARY KEY,
+    send_as INTEGER NOT NULL DEFAULT 0,
+    send_on_behalf INTEGER NOT NULL DEFAULT 0,
+    full_access INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    refcount INTEGER NOT NULL,
+    data BLOB
+) WITHOUT ROWID;
+"""
+
+Upgrade = Callable[[sqlite3.Connection], None]
+UPGRADES: dict[int, Upgrade] = {}
+"""``{version: step}``: the step that brings a store from ``version - 1`` to ``version``."""
+
+
+def create(conn: sqlite3.Connection) -> None:
+    conn.executescript(f"BEGIN; {CREATE} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+
+def upgrade(conn: sqlite3.Connection, path: str) -> int:
+    """Bring an existing store to ``SCHEMA_VERSION``; returns the version found."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise CorruptStore(f"{path}: schema version {found} is newer than this gateway "
+                           f"({SCHEMA_VERSION}); upgrade the gateway")
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            UPGRADES[version](conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
