@@ -180,7 +180,8 @@ class Host:
         """The user directory (:class:`gateway.directory.Directory`), open between
         ``startup()`` and ``shutdown()``."""
         self.store: Any = None
-        """The mailbox store; attached by the store subsystem (not built yet)."""
+        """The mailbox stores (:class:`gateway.store.Store`), open between ``startup()``
+        and ``shutdown()``; their events go out through ``notifier``."""
         self.config_dirs = list(config_dirs)
         self._environ = environ
 
@@ -232,10 +233,26 @@ class Host:
         await self.notifier.start()
         section = self.config.directory
         self.directory = await Directory.open(section.url, self.data_dir, section.cache_ttl)
+        self.store = self._open_store()
         await self.acall_each("gateway_startup", stop_on_error=True, host=self)
+
+    def _open_store(self) -> Any:
+        from gateway.store import Store, quota
+        from gateway.store.store import publisher
+
+        store = Store(self.data_dir, self.config.store, publisher(self.notifier.publish))
+
+        async def limits(mailbox: Any) -> None:
+            await quota.load(mailbox, self.directory)
+
+        store.on_open = limits
+        return store
 
     async def shutdown(self) -> None:
         await self.acall_each("gateway_shutdown", stop_on_error=False, host=self)
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
         if self.directory is not None:
             await self.directory.close()
             self.directory = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
@@ -75,8 +75,8 @@ class Store:
         self._pool = ThreadPoolExecutor(section.reader_threads, thread_name_prefix="store-r")
         self._open: OrderedDict[str, Mailbox] = OrderedDict()
         self._opening: dict[str, asyncio.Future[Mailbox]] = {}
-        self.storage_limits: Callable[[str], int | None] | None = None
-        """Set by the host: the storage quota (bytes) of a store key, or None."""
+        self.on_open: Callable[[Mailbox], Awaitable[None]] | None = None
+        """Set by the host: called with each store as it opens (quotas from the directory)."""
 
     def path(self, key: str) -> Path:
         return store_path(self.data_dir, key)
@@ -101,8 +101,8 @@ class Store:
             if mailbox.info.key != key:
                 await mailbox.close()
                 raise NotFound(f"the store at {self.path(key)} belongs to {mailbox.info.key}")
-            if self.storage_limits is not None:
-                mailbox.storage_limit = self.storage_limits(key)
+            if self.on_open is not None:
+                await self.on_open(mailbox)
             self._open[key] = mailbox
             future.set_result(mailbox)
         except BaseException as exc:
