@@ -137,9 +137,9 @@ def _apply(txn: Txn, owner: int, row: tuple[Any, ...], stored: dict[PropKey, Any
         return stored
     out: dict[PropKey, Any] = {}
     for key in keys:
-        compute = table.get(key) if isinstance(key, int) else None
-        if compute is not None:
-            out[key] = compute(txn, owner, row)
+        method = table.get(key) if isinstance(key, int) else None
+        if method is not None:
+            out[key] = method(txn, owner, row)
         elif key in stored:
             out[key] = stored[key]
     return out

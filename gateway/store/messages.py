@@ -10,7 +10,7 @@ counts as a write to the message that carries it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gateway.store import folders, ids
@@ -115,7 +115,8 @@ def _take_uid(txn: Txn, folder_id: int) -> int:
     return int(row[0])
 
 
-def _write_recipients(txn: Txn, message_id: int, rows: list[Mapping[PropKey, Any]]) -> None:
+def _write_recipients(txn: Txn, message_id: int,
+                      rows: Sequence[Mapping[PropKey, Any]]) -> None:
     for row_id, props in enumerate(rows):
         recipient_id = txn.conn.execute(
             "INSERT INTO recipients (message_id, row_id) VALUES (?, ?) RETURNING recipient_id",

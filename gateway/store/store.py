@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,10 @@ from gateway.events import StoreEvent
 from gateway.store.errors import InvalidArgument, NotFound
 from gateway.store.mailbox import DB_NAME, Mailbox, Publisher, create_database
 from gateway.store.settings import StoreSection
-from gateway.store.txn import Limits
+from gateway.store.txn import Limits, Txn
 
 PUBLIC_PREFIX = "public:"
+PRUNE_INTERVAL = 86_400
 
 
 def limits_of(section: StoreSection) -> Limits:
@@ -103,6 +105,7 @@ class Store:
                 raise NotFound(f"the store at {self.path(key)} belongs to {mailbox.info.key}")
             if self.on_open is not None:
                 await self.on_open(mailbox)
+            await self._prune_if_due(mailbox)
             self._open[key] = mailbox
             future.set_result(mailbox)
         except BaseException as exc:
@@ -113,6 +116,22 @@ class Store:
             del self._opening[key]
         await self._evict()
         return mailbox
+
+    async def _prune_if_due(self, mailbox: Mailbox) -> None:
+        """Forget deletions older than ``tombstone_days``, at most once a day per store."""
+        from gateway.store import sync
+
+        def due(txn: Txn) -> bool:
+            row = txn.conn.execute("SELECT value FROM meta WHERE key = 'last_prune'").fetchone()
+            return row is None or int(row[0]) < time.time() - PRUNE_INTERVAL
+
+        def prune(txn: Txn) -> int:
+            txn.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_prune', ?)",
+                             (int(time.time()),))
+            return sync.prune_tombstones(txn, self.section.tombstone_days * 86_400)
+
+        if await mailbox.read(due):
+            await mailbox.write(prune)
 
     async def create(self, key: str, language: str | None = None) -> Mailbox:
         """Create and provision the store of ``key`` (its default folders)."""

@@ -321,10 +321,10 @@ def _collect(txn: Txn, folder_id: int, scope: Scope, old: State,
         new = State(result.cn, None)
     else:
         result.cn = taken[-1][0]
-        held = set(old.ids) if old.ids is not None else members(txn, folder_id, old.cn)
-        held.update(item.id for item in result.added)
-        held.difference_update(item.id for item in result.deleted)
-        new = State(result.cn, IdSet(held))
+        holding = set(old.ids) if old.ids is not None else members(txn, folder_id, old.cn)
+        holding.update(item.id for item in result.added)
+        holding.difference_update(item.id for item in result.deleted)
+        new = State(result.cn, IdSet(holding))
     result.state = encode_state(txn, folder_id, scope, new)
     return result
 

@@ -175,3 +175,18 @@ async def test_pruned_tombstones_expire_old_states(mbox: Mailbox) -> None:
     with pytest.raises(sync.StateExpired):
         await sync.sync_contents(mbox, INBOX, old)
     assert len(await sync.sync_contents(mbox, INBOX, None)) == 0
+
+
+async def test_opening_a_store_prunes_old_tombstones_once_a_day(store: Store) -> None:
+    from dataclasses import replace
+
+    mbox = await store.create("prune@example.org")
+    mid = await mbox.create_message(INBOX, NewMessage({T.PidTagSubject: "x"}))
+    await mbox.delete_messages([mid], hard=True)
+    await mbox.write(lambda txn: txn.conn.execute(
+        "UPDATE tombstones SET deleted_at = deleted_at - 200 * 86400"))
+    await mbox.write(lambda txn: txn.conn.execute("DELETE FROM meta WHERE key = 'last_prune'"))
+    store.section = replace(store.section, tombstone_days=90)
+    await store._prune_if_due(mbox)
+    assert await mbox.read(lambda txn: txn.conn.execute(
+        "SELECT count(*) FROM tombstones").fetchone()[0]) == 0
