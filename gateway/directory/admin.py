@@ -293,6 +293,15 @@ async def set_password(engine: AsyncEngine, address: str, password_hash: str) ->
                            .values(password=password_hash))
 
 
+async def set_maildir(engine: AsyncEngine, address: str, maildir: str) -> None:
+    """Record where the user's mailbox store lives (``users.maildir``)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(update(Users).where(
+            func.lower(Users.username) == address.lower()).values(maildir=maildir))
+        if result.rowcount != 1:
+            raise AdminError(f"no such user: {address!r}")
+
+
 async def delete_user(engine: AsyncEngine, address: str) -> str:
     """Delete a user with its names, properties and forward; return the username.
 

@@ -76,6 +76,21 @@ def _run_engine(ctx: click.Context, work: Callable[[Any], Awaitable[T]]) -> T:
     return _guard(lambda: asyncio.run(main()))
 
 
+async def _create_mailbox(ctx: click.Context, directory: Directory, address: str) -> str:
+    """Create and provision a new user's store and record it in ``users.maildir``."""
+    from gateway.cli import host_from_context
+    from gateway.store import Store
+
+    host = host_from_context(ctx)
+    store = Store(host.data_dir, host.config.store)
+    try:
+        mailbox = await store.create(address)
+    finally:
+        await store.close()
+    await admin.set_maildir(directory.engine, address.lower(), str(mailbox.path))
+    return str(mailbox.path)
+
+
 def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
@@ -197,18 +212,26 @@ def register_directory_commands(cli: click.Group) -> None:
     @config_dir_option
     @click.argument("address")
     @user_options
+    @click.option("--no-mailbox", is_flag=True,
+                  help="Do not create the user's mailbox store (create it later with "
+                       "`gateway mbox create`).")
     @click.pass_context
     def user_add(ctx: click.Context, address: str, password_stdin: bool,
                  display_name: str | None, allow: tuple[str, ...], deny: tuple[str, ...],
-                 homeserver: int | None) -> None:
-        """Add the user ADDRESS (its domain must exist).
+                 homeserver: int | None, no_mailbox: bool) -> None:
+        """Add the user ADDRESS (its domain must exist) and create its mailbox.
 
-        Without --password-stdin the user has no password (no SQL login)."""
+        Without --password-stdin the user has no password (no SQL login). The
+        mailbox is created here unless --no-mailbox is given or the user is
+        homed on another server (--homeserver)."""
         allowed, denied = _names(allow), _names(deny)
         hashed = hash_password(_read_password(True)) if password_stdin else ""
         user_id = _run(ctx, lambda d: admin.add_user(
             d.engine, address, hashed, display_name, allowed, denied, homeserver or 0))
         click.echo(f"added user {address} (id {user_id})")
+        if not no_mailbox and not homeserver:
+            path = _run(ctx, lambda d: _create_mailbox(ctx, d, address))
+            click.echo(f"created the mailbox of {address} at {path}")
 
     @user.command("set")
     @config_dir_option

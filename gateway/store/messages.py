@@ -166,8 +166,10 @@ def _update_attachment_size(txn: Txn, attach_id: int) -> None:
     txn.write_props("attachment_props", attach_id, {T.PidTagAttachSize: min(size, 0x7FFFFFFF)})
 
 
-def _update_size(txn: Txn, message_id: int) -> int:
-    """Recompute the message size: its properties, recipients and attachments."""
+def computed_size(txn: Txn, message_id: int) -> int:
+    """A message's size: its properties, recipients and attachments (embedded messages
+    included) — or its original Internet bytes, when those are larger (delivered mail
+    is counted at least as what arrived, for quotas and ``PidTagMessageSize``)."""
     conn = txn.conn
     size = txn.props_size("message_props", message_id)
     size += int(conn.execute(
@@ -180,10 +182,18 @@ def _update_size(txn: Txn, message_id: int) -> int:
     size += int(conn.execute(
         "SELECT total(m.size) FROM attachments a JOIN messages m ON m.parent_attach_id = "
         "a.attach_id WHERE a.message_id = ?", (message_id,)).fetchone()[0])
+    mime = conn.execute("SELECT mime_size FROM messages WHERE message_id = ?",
+                        (message_id,)).fetchone()
+    return max(size, int(mime[0] or 0) if mime else 0)
+
+
+def _update_size(txn: Txn, message_id: int) -> int:
+    """Recompute and record the message size; refuse a message beyond the limit."""
+    size = computed_size(txn, message_id)
     if size > txn.limits.max_message_bytes:
         raise TooBig(f"a message of {size} bytes is larger than the limit of "
                      f"{txn.limits.max_message_bytes}")
-    conn.execute("UPDATE messages SET size = ? WHERE message_id = ?", (size, message_id))
+    txn.conn.execute("UPDATE messages SET size = ? WHERE message_id = ?", (size, message_id))
     return size
 
 

@@ -36,6 +36,7 @@ class Private(IntEnum):
     GAL_CONTACTS = 0x16
     JUNK = 0x17
     LOCAL_FREEBUSY = 0x18
+    """"Freebusy Data", where PidTagFreeBusyEntryIds points."""
     SYNC_ISSUES = 0x19
     CONFLICTS = 0x1A
     LOCAL_FAILURES = 0x1B
@@ -44,7 +45,6 @@ class Private(IntEnum):
     QUICK_STEP_SETTINGS = 0x1E
     SUGGESTED_CONTACTS = 0x1F
     REMINDERS = 0x20
-    FREEBUSY_DATA = 0x21
     ARCHIVE = 0x22
     RSS_FEEDS = 0x23
     YAMMER_ROOT = 0x24

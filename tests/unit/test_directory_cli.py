@@ -30,6 +30,18 @@ def test_done_when_steps_of_the_issue(tmp_path: Path) -> None:
                         config_dirs=[conf], stdin="secret\n")
     assert added.returncode == 0, added.stderr
     assert "added user alice@example.test" in added.stdout
+    # The mailbox comes with the user, and the directory knows where it is.
+    store = tmp_path / "data" / "mailboxes" / "example.test" / "alice"
+    assert f"created the mailbox of alice@example.test at {store}" in added.stdout
+    assert (store / "store.sqlite3").is_file()
+    listed = run_gateway("mbox", "stats", "alice@example.test", config_dirs=[conf])
+    assert listed.returncode == 0 and "Inbox" in listed.stdout, listed.stderr
+    import sqlite3
+    with sqlite3.connect(tmp_path / "data" / SQLITE_FILE) as db:
+        assert db.execute("SELECT maildir FROM users").fetchone() == (str(store),)
+    skipped = run_gateway("user", "add", "bob@example.test", "--no-mailbox", config_dirs=[conf])
+    assert "created the mailbox" not in skipped.stdout
+    assert not (store.parent / "bob").exists()
 
 
 def test_passwd_needs_a_password(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ OWNER = "user@example.org"
 BOB = "bob@example.org"
 CAROL = "carol@example.org"
 INBOX = int(Private.INBOX)
-CALENDAR = int(Private.CALENDAR)
+TASKS = int(Private.TASKS)
 
 
 def test_rights_bits_are_those_of_ms_oxcperm() -> None:
@@ -105,7 +105,7 @@ async def test_acl_entries_round_trip_and_bump_the_change_number(mbox: Mailbox) 
     assert await _cn(mbox, INBOX) > after_remove
     assert await acl.acl(INBOX) == [("default", perm.NONE), (CAROL, perm.AUTHOR)]
     # Other folders are untouched: each folder has its own ACL.
-    assert await acl.acl(CALENDAR) == []
+    assert await acl.acl(TASKS) == []
 
 
 async def test_acl_changes_are_hierarchy_changes(mbox: Mailbox,
@@ -145,7 +145,7 @@ async def test_rights_for_owner_members_default_and_anonymous(mbox: Mailbox) -> 
     acl = Permissions(mbox)
     # The owner holds everything, with or without entries, in any spelling.
     assert await acl.rights(OWNER, INBOX) == perm.ALL
-    assert await acl.rights("User@Example.Org", CALENDAR) == perm.ALL
+    assert await acl.rights("User@Example.Org", TASKS) == perm.ALL
     # Nobody else holds anything until the ACL says so.
     assert await acl.rights(BOB, INBOX) == perm.NONE
     assert await acl.rights(None, INBOX) == perm.NONE
@@ -162,7 +162,7 @@ async def test_rights_for_owner_members_default_and_anonymous(mbox: Mailbox) -> 
     await acl.set_acl(INBOX, OWNER, perm.NONE)
     assert await acl.rights(OWNER, INBOX) == perm.ALL
     # Each folder its own ACL: nothing reaches the Calendar.
-    assert await acl.rights(BOB, CALENDAR) == perm.NONE
+    assert await acl.rights(BOB, TASKS) == perm.NONE
 
 
 async def test_full_access_is_owner_equivalent(mbox: Mailbox) -> None:
@@ -170,7 +170,7 @@ async def test_full_access_is_owner_equivalent(mbox: Mailbox) -> None:
     await acl.set_acl(INBOX, BOB, perm.NONE)
     await acl.set_grant("Bob@example.org", Grant(full_access=True))
     assert await acl.grants() == {BOB: Grant(full_access=True)}
-    for folder in (INBOX, CALENDAR, int(Private.ROOT)):
+    for folder in (INBOX, TASKS, int(Private.ROOT)):
         assert await acl.rights(BOB, folder) == perm.ALL
     await perm.check(mbox, BOB, INBOX, Rights.FOLDER_OWNER | Rights.DELETE_ANY)
     # Full access does not let one send as the owner.
@@ -196,11 +196,11 @@ async def test_check_raises_access_denied_naming_what_is_missing(mbox: Mailbox) 
     with pytest.raises(AccessDenied, match="anonymous"):
         await acl.check(None, INBOX, Rights.READ_ANY)
     with pytest.raises(AccessDenied):
-        await perm.check(mbox, CAROL, CALENDAR, Rights.FREE_BUSY_SIMPLE)
-    await acl.set_acl(CALENDAR, "default", perm.FREE_BUSY_TIME_ONLY)
-    await perm.check(mbox, CAROL, CALENDAR, Rights.FREE_BUSY_SIMPLE)
+        await perm.check(mbox, CAROL, TASKS, Rights.FREE_BUSY_SIMPLE)
+    await acl.set_acl(TASKS, "default", perm.FREE_BUSY_TIME_ONLY)
+    await perm.check(mbox, CAROL, TASKS, Rights.FREE_BUSY_SIMPLE)
     with pytest.raises(AccessDenied):
-        await perm.check(mbox, CAROL, CALENDAR, Rights.FREE_BUSY_DETAILED)
+        await perm.check(mbox, CAROL, TASKS, Rights.FREE_BUSY_DETAILED)
 
 
 async def test_require_inside_a_write_checks_and_changes_atomically(mbox: Mailbox) -> None:
@@ -298,3 +298,13 @@ async def test_public_store_has_no_owner_and_default_applies(store: Store) -> No
     assert await acl.rights(None, folder) == perm.NONE
     await acl.set_grant(BOB, Grant(full_access=True))
     assert await acl.rights(BOB, folder) == perm.ALL
+
+
+async def test_new_stores_show_free_busy_times_to_everyone(mbox: Mailbox) -> None:
+    for folder in (Private.CALENDAR, Private.LOCAL_FREEBUSY):
+        assert await perm.Permissions(mbox).acl(int(folder)) == [
+            ("default", Rights.FREE_BUSY_SIMPLE)]
+    await perm.check(mbox, "someone@example.org", int(Private.CALENDAR),
+                     Rights.FREE_BUSY_SIMPLE)
+    with pytest.raises(AccessDenied):
+        await perm.check(mbox, "someone@example.org", int(Private.CALENDAR), Rights.READ_ANY)

@@ -1,0 +1,559 @@
+"""Internet mail in and out of a folder: .eml files, mbox files and Maildirs; mbox export.
+
+Sources are read one message at a time (an mbox of any size is streamed, never
+loaded whole) on a worker thread, converted, and stored in batches of
+``BATCH`` messages, each batch one store transaction. A message that cannot
+be read as Internet mail is skipped with a warning and counted; it never
+stops the import.
+
+Each message keeps its original bytes (IMAP FETCH returns exactly them) and
+gets the few MAPI properties :func:`header_props` reads from its header
+block. That is a stop-gap: the full MIME to MAPI conversion (bodies,
+recipients, attachments) arrives with ``gateway/convert``.
+
+Export writes a folder as an mboxrd file: a ``From_`` line per message (the
+sender and the delivery time), body lines matching ``>*From `` quoted with one
+more ``>``, and a blank line after each message. Importing undoes the quoting,
+so import then export gives the same file back. Messages that did not arrive
+as Internet mail (made by MAPI clients) have no original bytes and are
+skipped, counted, until ``gateway/convert`` can render them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import codecs
+import logging
+import quopri
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from gateway.store import folders
+from gateway.store import tags as T
+from gateway.store.errors import StoreError
+from gateway.store.imap import (
+    FLAG_STATUS_FLAGGED,
+    VERB_FORWARD,
+    VERB_REPLY_TO_SENDER,
+    ImapAnswered,
+)
+from gateway.store.mailbox import Mailbox
+from gateway.store.objects import MSGFLAG_READ, MSGFLAG_UNSENT, NewMessage
+from gateway.store.txn import PropKey, Txn
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+MAX_HEADER_BYTES = 256 * 1024
+MAX_WARNINGS = 100
+LINE_PIECE = 1 << 20
+_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
+_QUOTED_FROM = re.compile(rb">*From ")
+_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+
+Flags = frozenset[str]
+"""Any of ``seen``, ``flagged``, ``answered``, ``forwarded``, ``draft``."""
+
+
+class Unparseable(ValueError):
+    """Bytes that are not an Internet message."""
+
+
+@dataclass
+class RawMessage:
+    """One message as a source holds it."""
+
+    data: bytes | None
+    origin: str
+    """Where it came from, for warnings (``file.mbox, message 3``)."""
+    size: int
+    """Bytes of the source it took (progress)."""
+    flags: Flags | None = None
+    """None: read them from the message's Status/X-Status headers (mbox writers')."""
+    delivered: datetime | None = None
+    error: str | None = None
+    """Set when the source could not hand over the message (too large ...)."""
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    skipped: int = 0
+    bytes_read: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        self.skipped += 1
+        log.warning("import: %s", message)
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+
+
+@dataclass
+class ExportResult:
+    exported: int = 0
+    without_original: int = 0
+    """Messages skipped because they have no original Internet bytes (yet)."""
+    bytes_written: int = 0
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+def source_kind(path: Path) -> str:
+    """``maildir``, ``mbox`` or ``eml`` by what is at ``path``."""
+    if path.is_dir():
+        if (path / "cur").is_dir() or (path / "new").is_dir():
+            return "maildir"
+        raise Unparseable(f"{path} is a directory without cur/ or new/ (not a Maildir)")
+    with open(path, "rb") as handle:
+        return "mbox" if handle.read(5) == b"From " else "eml"
+
+
+def source_size(path: Path, kind: str) -> int:
+    """Bytes the source holds (the total of a progress bar)."""
+    if kind != "maildir":
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in _maildir_files(path))
+
+
+def read_source(path: Path, kind: str, max_bytes: int) -> Iterator[RawMessage]:
+    if kind == "maildir":
+        return read_maildir(path, max_bytes)
+    if kind == "mbox":
+        return read_mbox(path, max_bytes)
+    return read_eml(path, max_bytes)
+
+
+def read_eml(path: Path, max_bytes: int) -> Iterator[RawMessage]:
+    size = path.stat().st_size
+    if size > max_bytes:
+        yield RawMessage(None, str(path), size, error=f"larger than {max_bytes} bytes")
+        return
+    yield RawMessage(path.read_bytes(), str(path), size)
+
+
+def read_mbox(path: Path, max_bytes: int) -> Iterator[RawMessage]:
+    """Messages of an mbox file (mboxrd quoting undone), streamed line by line.
+
+    A ``From_`` line starts a message at the top of the file or after a blank
+    line; the blank line before it (and at the very end) is the separator.
+    Lines are read in pieces of at most ``LINE_PIECE`` bytes, so neither a
+    huge file nor a huge line is ever held whole.
+    """
+    lines: list[bytes] = []
+    number, size, too_big = 0, 0, False
+    delivered: datetime | None = None
+    offset = begun = 0
+    line_start = previous_blank = True
+
+    def finish(end: int) -> RawMessage:
+        if lines and lines[-1] in (b"\n", b"\r\n"):
+            lines.pop()
+        origin = f"{path}, message {number}"
+        if too_big:
+            return RawMessage(None, origin, end - begun, error=f"larger than {max_bytes} bytes")
+        return RawMessage(b"".join(lines), origin, end - begun, delivered=delivered)
+
+    with open(path, "rb") as handle:
+        while line := handle.readline(LINE_PIECE):
+            starts, line_start = line_start, line.endswith(b"\n")
+            if starts and previous_blank and line.startswith(b"From "):
+                if number:
+                    yield finish(offset)
+                    begun = offset
+                lines, number, size, too_big = [], number + 1, 0, False
+                delivered = _from_line_date(line)
+                offset += len(line)
+                previous_blank = False
+                continue
+            offset += len(line)
+            previous_blank = starts and line in (b"\n", b"\r\n")
+            if not number:
+                continue  # text before the first From_ line is no message
+            if starts and line.startswith(b">") and _QUOTED_FROM.match(line):
+                line = line[1:]
+            size += len(line)
+            if size > max_bytes:
+                too_big = True
+                lines.clear()
+            elif not too_big:
+                lines.append(line)
+    if number:
+        yield finish(offset)
+
+
+def _from_line_date(line: bytes) -> datetime | None:
+    """The date of ``From sender Mon Jan  1 00:00:00 2024`` (asctime, UTC)."""
+    parts = line.decode("latin-1").split()[2:]
+    if len(parts) < 5:
+        return None
+    try:
+        parsed = datetime.strptime(" ".join(parts[:5]), "%a %b %d %H:%M:%S %Y")
+    except ValueError:
+        return _date(" ".join(parts))
+    return parsed.replace(tzinfo=UTC)
+
+
+def _maildir_files(path: Path) -> list[Path]:
+    files: list[Path] = []
+    for sub in ("cur", "new"):
+        folder = path / sub
+        if folder.is_dir():
+            files.extend(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return sorted(files, key=lambda p: p.name)
+
+
+MAILDIR_FLAGS = {"S": "seen", "F": "flagged", "R": "answered", "P": "forwarded", "D": "draft"}
+"""Maildir info flags; ``T`` (trashed, IMAP \\Deleted) is ignored: the message is imported."""
+
+
+def read_maildir(path: Path, max_bytes: int) -> Iterator[RawMessage]:
+    """Messages of ``cur/`` and ``new/`` by name (delivery order); flags from ``:2,``."""
+    for file in _maildir_files(path):
+        stat = file.stat()
+        _, _, info = file.name.partition(":2,")
+        flags = frozenset(MAILDIR_FLAGS[c] for c in info if c in MAILDIR_FLAGS)
+        delivered = datetime.fromtimestamp(stat.st_mtime, UTC)
+        if stat.st_size > max_bytes:
+            yield RawMessage(None, str(file), stat.st_size, error=f"larger than {max_bytes} bytes")
+            continue
+        yield RawMessage(file.read_bytes(), str(file), stat.st_size, flags, delivered)
+
+
+# -- headers to properties ---------------------------------------------------------------------
+
+
+def _header_block(data: bytes) -> bytes:
+    if not _HEADER_LINE.match(data):
+        raise Unparseable("it does not start with a header field")
+    window = data[:MAX_HEADER_BYTES]
+    ends = [i for i in (window.find(b"\n\n"), window.find(b"\r\n\r\n")) if i >= 0]
+    if ends:
+        return data[:min(ends)]
+    if len(data) > MAX_HEADER_BYTES:
+        raise Unparseable(f"no end of the header within {MAX_HEADER_BYTES} bytes")
+    return data
+
+
+def _clean(text: str) -> str:
+    """Valid text from a header (raw 8-bit taken as UTF-8), without NULs."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text.replace("\x00", "")
+
+
+def _decode_words(text: str) -> str:
+    """RFC 2047 encoded words decoded; adjacent words of one charset joined before decoding
+    (a character may be split between them), the white space between them dropped."""
+    pieces: list[str | tuple[str, bytes]] = []
+    end = 0
+    for match in _ENCODED_WORD.finditer(text):
+        between = text[end:match.start()]
+        if between and not (between.isspace() and pieces and isinstance(pieces[-1], tuple)):
+            pieces.append(between)
+        charset, encoding, payload = match.groups()
+        charset = charset.partition("*")[0].lower()
+        try:
+            if encoding in "bB":
+                raw = base64.b64decode(payload + "=" * (-len(payload) % 4))
+            else:
+                raw = quopri.decodestring(payload.encode("ascii", "replace"), header=True)
+            codecs.lookup(charset)
+        except (ValueError, LookupError, binascii.Error):
+            pieces.append(match.group(0))
+        else:
+            last = pieces[-1] if pieces else None
+            if isinstance(last, tuple) and last[0] == charset:
+                pieces[-1] = (charset, last[1] + raw)
+            else:
+                pieces.append((charset, raw))
+        end = match.end()
+    pieces.append(text[end:])
+    return "".join(p if isinstance(p, str) else _decode(*p) for p in pieces)
+
+
+def _decode(charset: str, raw: bytes) -> str:
+    try:
+        return raw.decode(charset, "replace")
+    except (LookupError, TypeError, ValueError):  # a codec that is no text encoding
+        return raw.decode("latin-1")
+
+
+def _text(value: Any) -> str | None:
+    """A header value unfolded, RFC 2047 encoded words decoded."""
+    if value is None:
+        return None
+    return _decode_words(_clean(_UNFOLD.sub("", str(value)))).replace("\x00", "").strip()
+
+
+def _date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed if parsed.year >= 1601 else None
+
+
+class Headers:
+    """Header fields as they are (8-bit bytes kept as surrogates), looked up by name."""
+
+    def __init__(self, head: bytes):
+        msg = BytesParser(policy=compat32).parsebytes(head, headersonly=True)
+        self.fields: list[tuple[str, str]] = [(name.lower(), str(value))
+                                              for name, value in msg.raw_items()]
+
+    def get_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self.fields if key == name]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        found = self.get_all(name)
+        return found[0] if found else default
+
+
+def _addresses(msg: Headers, name: str) -> list[tuple[str, str]]:
+    """``(display name, address)`` pairs of an address header, names decoded."""
+    values = [_UNFOLD.sub("", v) for v in msg.get_all(name)]
+    out = []
+    for display, address in getaddresses(values):
+        display, address = _text(display) or "", _clean(address).strip()
+        if display or address:
+            out.append((display, address))
+    return out
+
+
+def _received_date(msg: Headers) -> datetime | None:
+    received = msg.get("Received")
+    if received is None:
+        return None
+    return _date(str(received).rpartition(";")[2].strip())
+
+
+def header_flags(msg: Headers) -> Flags:
+    """Flags mbox writers keep in headers: Status/X-Status (mutt) and X-Mozilla-Status."""
+    status, extra = str(msg.get("Status", "")), str(msg.get("X-Status", ""))
+    flags = {"seen"} if "R" in status else set()
+    flags |= {flag for char, flag in (("A", "answered"), ("F", "flagged"), ("T", "draft"))
+              if char in extra}
+    mozilla = str(msg.get("X-Mozilla-Status", "")).strip()
+    if re.fullmatch(r"[0-9A-Fa-f]{1,4}", mozilla):
+        bits = int(mozilla, 16)
+        flags |= {flag for bit, flag in ((0x1, "seen"), (0x2, "answered"), (0x4, "flagged"),
+                                         (0x1000, "forwarded")) if bits & bit}
+    return frozenset(flags)
+
+
+def header_props(data: bytes, flags: Flags | None = None,
+                 delivered: datetime | None = None) -> dict[PropKey, Any]:
+    """The minimal MAPI properties of an Internet message, from its header block only.
+
+    Message class, subject, sender and sent-representing (from ``From``),
+    submit and delivery time, Internet message id, the header block itself,
+    ``To``/``Cc`` display strings, and the read/flagged/answered/draft state.
+    Bodies, recipients and attachments are not converted here: that is
+    ``gateway/convert``'s work. Raises :class:`Unparseable`.
+    """
+    head = _header_block(data)
+    msg = Headers(head)
+    if not msg.fields:
+        raise Unparseable("no header fields")
+    props: dict[PropKey, Any] = {T.PidTagMessageClass: "IPM.Note"}
+    subject = _text(msg.get("Subject"))
+    if subject is not None:
+        props[T.PidTagSubject] = subject
+    senders = _addresses(msg, "From")
+    if senders:
+        name, address = senders[0]
+        for prefix in ("Sender", "SentRepresenting"):
+            props[getattr(T, f"PidTag{prefix}Name")] = name or address
+            if address:
+                props[getattr(T, f"PidTag{prefix}EmailAddress")] = address
+                props[getattr(T, f"PidTag{prefix}AddressType")] = "SMTP"
+                props[getattr(T, f"PidTag{prefix}SmtpAddress")] = address
+    submitted = _date(msg.get("Date"))
+    if submitted is not None:
+        props[T.PidTagClientSubmitTime] = submitted
+    delivered = delivered or _received_date(msg) or submitted
+    if delivered is not None:
+        props[T.PidTagMessageDeliveryTime] = delivered
+    message_id = _text(msg.get("Message-ID"))
+    if message_id:
+        props[T.PidTagInternetMessageId] = message_id
+    props[T.PidTagTransportMessageHeaders] = _clean(head.decode("utf-8", "replace"))
+    for header, tag in (("To", T.PidTagDisplayTo), ("Cc", T.PidTagDisplayCc)):
+        names = [name or address for name, address in _addresses(msg, header)]
+        if names:
+            props[tag] = "; ".join(names)
+    state = header_flags(msg) if flags is None else flags
+    props[T.PidTagMessageFlags] = ((MSGFLAG_READ if "seen" in state else 0)
+                                   | (MSGFLAG_UNSENT if "draft" in state else 0))
+    if "flagged" in state:
+        props[T.PidTagFlagStatus] = FLAG_STATUS_FLAGGED
+    if "forwarded" in state:
+        props[T.PidTagLastVerbExecuted] = VERB_FORWARD
+        if "answered" in state:
+            props[ImapAnswered] = True
+    elif "answered" in state:
+        props[T.PidTagLastVerbExecuted] = VERB_REPLY_TO_SENDER
+    return props
+
+
+def to_new_message(raw: RawMessage) -> NewMessage:
+    if raw.error is not None or raw.data is None:
+        raise Unparseable(raw.error or "no data")
+    if not raw.data.strip():
+        raise Unparseable("empty")
+    return NewMessage(props=header_props(raw.data, raw.flags, raw.delivered), mime=raw.data)
+
+
+# -- import -------------------------------------------------------------------------------------
+
+
+Progress = Callable[[ImportResult], None]
+
+
+def _next_batch(source: Iterator[RawMessage], size: int,
+                result: ImportResult) -> list[tuple[str, NewMessage]]:
+    batch: list[tuple[str, NewMessage]] = []
+    for raw in source:
+        result.bytes_read += raw.size
+        try:
+            batch.append((raw.origin, to_new_message(raw)))
+        except Unparseable as exc:
+            result.warn(f"{raw.origin}: skipped, {exc}")
+        if len(batch) >= size:
+            break
+    return batch
+
+
+async def _store(mbox: Mailbox, folder_id: int, batch: list[tuple[str, NewMessage]],
+                 result: ImportResult) -> None:
+    try:
+        await mbox.create_messages(folder_id, [message for _, message in batch])
+        result.imported += len(batch)
+        return
+    except StoreError:
+        if len(batch) == 1:
+            raise
+    for origin, message in batch:  # find the culprits; store the rest
+        try:
+            await mbox.create_messages(folder_id, [message])
+            result.imported += 1
+        except StoreError as exc:
+            result.warn(f"{origin}: skipped, the store refused it: {exc}")
+
+
+async def import_path(mbox: Mailbox, folder_id: int, path: Path,
+                      progress: Progress | None = None, kind: str | None = None,
+                      batch_size: int = BATCH) -> ImportResult:
+    """Import an .eml file, an mbox file or a Maildir into ``folder_id``."""
+    if kind is None:
+        kind = await asyncio.to_thread(source_kind, path)
+    source = read_source(path, kind, mbox.limits.max_message_bytes)
+    result = ImportResult()
+    while batch := await asyncio.to_thread(_next_batch, source, batch_size, result):
+        try:
+            await _store(mbox, folder_id, batch, result)
+        except StoreError as exc:
+            result.warn(f"{batch[0][0]}: skipped, the store refused it: {exc}")
+        if progress is not None:
+            progress(result)
+    if progress is not None:
+        progress(result)
+    return result
+
+
+# -- export -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Listed:
+    message_id: int
+    has_original: bool
+    delivered: datetime | None
+    sender: str
+
+
+def _list_folder(txn: Txn, folder_id: int) -> list[_Listed]:
+    folders.require(txn, folder_id)
+    rows = txn.conn.execute("SELECT message_id, mime_blob IS NOT NULL FROM messages "
+                            "WHERE folder_id = ? AND associated = 0 ORDER BY uid",
+                            (folder_id,)).fetchall()
+    out = []
+    for mid, has_original in rows:
+        props = txn.read_props("message_props", mid, [
+            T.PidTagMessageDeliveryTime, T.PidTagSenderSmtpAddress, T.PidTagSenderEmailAddress])
+        sender = (props.get(T.PidTagSenderSmtpAddress)
+                  or props.get(T.PidTagSenderEmailAddress) or "")
+        out.append(_Listed(mid, bool(has_original), props.get(T.PidTagMessageDeliveryTime),
+                           sender))
+    return out
+
+
+def from_line(sender: str, delivered: datetime | None) -> bytes:
+    """``From sender asctime`` (UTC); a missing or odd sender is MAILER-DAEMON."""
+    if not sender or any(c.isspace() for c in sender) or not sender.isascii():
+        sender = "MAILER-DAEMON"
+    when = (delivered or datetime.now(UTC)).astimezone(UTC)
+    return f"From {sender} {time.asctime(when.timetuple())}\n".encode("ascii")
+
+
+def quote_line(line: bytes) -> bytes:
+    """mboxrd: one more ``>`` before a line that is ``>*From ``."""
+    return b">" + line if _QUOTED_FROM.match(line) else line
+
+
+FLUSH_BYTES = 1 << 20
+
+
+async def export_mbox(mbox: Mailbox, folder_id: int, out: BinaryIO,
+                      progress: Callable[[ExportResult], None] | None = None) -> ExportResult:
+    """Write the messages of ``folder_id`` (by UID) to ``out`` as an mboxrd file.
+
+    Each message is streamed from its blob a chunk at a time; ``out`` is
+    written on a worker thread.
+    """
+    result = ExportResult()
+    for item in await mbox.read(_list_folder, folder_id):
+        if not item.has_original:
+            result.without_original += 1
+            continue
+        parts, held, pending = [from_line(item.sender, item.delivered)], 0, b""
+        async for chunk in mbox.original_message(item.message_id):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                parts.append(quote_line(line) + b"\n")
+                held += len(line) + 1
+            if held > FLUSH_BYTES:
+                await _write(out, parts, result)
+                parts, held = [], 0
+        if pending:
+            parts.append(quote_line(pending) + b"\n")
+        parts.append(b"\n")
+        await _write(out, parts, result)
+        result.exported += 1
+        if progress is not None:
+            progress(result)
+    return result
+
+
+async def _write(out: BinaryIO, parts: list[bytes], result: ExportResult) -> None:
+    data = b"".join(parts)
+    await asyncio.to_thread(out.write, data)
+    result.bytes_written += len(data)
