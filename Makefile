@@ -42,6 +42,8 @@ run: install
 	@echo "  Settings:    $(BIN)/gateway config show   (override with --config-dir DIR)"
 	@echo "  Users:       $(BIN)/gateway domain add example.test"
 	@echo "               printf 'secret\\n' | $(BIN)/gateway user add alice@example.test --password-stdin"
+	@echo "  Mailboxes:   $(BIN)/gateway mbox import alice@example.test Inbox ~/mail.mbox   (.eml, mbox, Maildir)"
+	@echo "               $(BIN)/gateway mbox stats alice@example.test"
 	@echo "  Clients:     no protocol plugin is built yet (IMAP, SMTP, EWS, EAS, DAV come next)."
 	$(BIN)/gateway serve
 
@@ -57,6 +59,7 @@ bench: install
 	$(BIN)/python -m tests.bench.idle_connections
 	$(BIN)/python -m tests.bench.basic_auth
 	$(BIN)/python -m tests.bench.crypt_rate
+	$(BIN)/python -m tests.bench.store_ops
 
 clean:
 	rm -rf $(VENV) var
