@@ -97,9 +97,13 @@ def _keywords_tag(txn: Txn, create: bool = False) -> int | None:
     return txn.resolve(T.PidNameKeywords, create=create)
 
 
-def listing(txn: Txn, folder_id: int, changed_since: int = 0) -> list[MessageFlags]:
-    """Every (or every changed) message of a folder by UID, with its flags and MODSEQ."""
+def listing(txn: Txn, folder_id: int, changed_since: int = 0,
+            message_ids: list[int] | None = None) -> list[MessageFlags]:
+    """Every (or every changed, or the given) message of a folder by UID, with its flags
+    and MODSEQ."""
     folders.require(txn, folder_id)
+    only = "" if message_ids is None else \
+        " AND m.message_id IN (SELECT value FROM json_each(?))"
     keywords = _keywords_tag(txn)
     answered = txn.resolve(ImapAnswered)
     rows = txn.conn.execute(
@@ -111,9 +115,10 @@ def listing(txn: Txn, folder_id: int, changed_since: int = 0) -> list[MessageFla
         "LEFT JOIN message_props mf ON mf.message_id = m.message_id AND mf.tag = ? "
         "LEFT JOIN message_props kw ON kw.message_id = m.message_id AND kw.tag = ? "
         "LEFT JOIN message_props an ON an.message_id = m.message_id AND an.tag = ? "
-        "WHERE m.folder_id = ? AND m.associated = 0 AND m.modseq > ? ORDER BY m.uid",
+        f"WHERE m.folder_id = ? AND m.associated = 0 AND m.modseq > ?{only} ORDER BY m.uid",
         (T.PidTagFlagStatus, T.PidTagLastVerbExecuted, T.PidTagMessageFlags, keywords or -1,
-         answered or -1, folder_id, changed_since)).fetchall()
+         answered or -1, folder_id, changed_since,
+         *([] if message_ids is None else [_json(message_ids)]))).fetchall()
     out = []
     for (uid, mid, modseq, is_read, deleted, size, flag_status, verb, msg_flags, kw_value,
          kw_blob, answered_too) in rows:
@@ -173,8 +178,7 @@ def store_flags(txn: Txn, folder_id: int, message_ids: Iterable[int], flags: Ite
 
 
 def _flags_of(txn: Txn, folder_id: int, ids: list[int]) -> list[MessageFlags]:
-    wanted = set(ids)
-    return [item for item in listing(txn, folder_id) if item.message_id in wanted]
+    return listing(txn, folder_id, 0, ids)
 
 
 def _apply(txn: Txn, mid: int, before: set[str], after: set[str]) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from gateway.store.errors import CorruptStore
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Property rows: ``value`` holds the SQLite form; a large string or binary is a
 # blob instead (``value`` NULL, ``blob`` its hash, ``size`` its length).
@@ -24,6 +24,11 @@ _PROPS = """(
     size INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY ({owner}, tag)
 ) WITHOUT ROWID"""
+
+# Version 2: folder counts (content, unread, FAI) from the index alone, so the
+# counts event after each write does not read every message row of a big folder.
+_READ_STATE_INDEX = ("CREATE INDEX messages_folder_read ON messages "
+                     "(folder_id, associated, is_read)")
 
 CREATE = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -72,6 +77,7 @@ CREATE INDEX messages_folder_uid ON messages (folder_id, associated, uid);
 CREATE INDEX messages_folder_cn ON messages (folder_id, change_number);
 CREATE INDEX messages_folder_read_cn ON messages (folder_id, read_cn);
 CREATE INDEX messages_embedded ON messages (parent_attach_id) WHERE parent_attach_id IS NOT NULL;
+{_READ_STATE_INDEX};
 CREATE TABLE message_props {_PROPS.format(owner="message_id")};
 
 CREATE TABLE recipients (
@@ -125,8 +131,17 @@ CREATE TABLE blobs (
 """
 
 Upgrade = Callable[[sqlite3.Connection], None]
-UPGRADES: dict[int, Upgrade] = {}
-"""``{version: step}``: the step that brings a store from ``version - 1`` to ``version``."""
+
+
+def _add_read_state_index(conn: sqlite3.Connection) -> None:
+    conn.execute(_READ_STATE_INDEX)
+
+
+UPGRADES: dict[int, Upgrade] = {
+    2: _add_read_state_index,
+}
+"""``{version: step}``: the step that brings a store from ``version - 1`` to ``version``.
+A step runs inside the upgrade's transaction; it must not commit."""
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -20,3 +20,11 @@ def test_crypt_rate_benchmark_runs() -> None:
 
     figures = crypt_rate.run(duration=0.3)
     assert figures["verifications"] > 0 and figures["per_second"] > 0
+
+
+def test_store_benchmark_runs() -> None:
+    from tests.bench import store_ops
+
+    figures = store_ops.run_in(1200)
+    assert figures["import_per_s"] > 0 and figures["listing_ms"] > 0
+    assert figures["sync_100_ms"] > 0 and figures["flags_1000_single_s"] > 0
