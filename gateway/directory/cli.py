@@ -76,19 +76,26 @@ def _run_engine(ctx: click.Context, work: Callable[[Any], Awaitable[T]]) -> T:
     return _guard(lambda: asyncio.run(main()))
 
 
-async def _create_mailbox(ctx: click.Context, directory: Directory, address: str) -> str:
-    """Create and provision a new user's store and record it in ``users.maildir``."""
+async def _create_store(ctx: click.Context, key: str) -> str:
+    """Create and provision the store of ``key`` (an address or public:<domain>)."""
     from gateway.cli import host_from_context
     from gateway.store import Store
 
     host = host_from_context(ctx)
     store = Store(host.data_dir, host.config.store)
     try:
-        mailbox = await store.create(address)
+        if store.exists(key):
+            return str(store.path(key))
+        return str((await store.create(key)).path)
     finally:
         await store.close()
-    await admin.set_maildir(directory.engine, address.lower(), str(mailbox.path))
-    return str(mailbox.path)
+
+
+async def _create_mailbox(ctx: click.Context, directory: Directory, address: str) -> str:
+    """Create a new user's store and record it in ``users.maildir``."""
+    path = await _create_store(ctx, address)
+    await admin.set_maildir(directory.engine, address.lower(), path)
+    return path
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -165,11 +172,17 @@ def register_directory_commands(cli: click.Group) -> None:
     @click.option("--max-users", type=click.IntRange(0, 0xFFFFFFFF),
                   default=admin.DEFAULT_MAX_USERS, show_default=True,
                   help="Most users the domain may hold (domains.max_user).")
+    @click.option("--no-public-store", is_flag=True,
+                  help="Do not create the domain's public-folder store.")
     @click.pass_context
-    def domain_add(ctx: click.Context, name: str, max_users: int) -> None:
-        """Add the domain NAME."""
+    def domain_add(ctx: click.Context, name: str, max_users: int,
+                   no_public_store: bool) -> None:
+        """Add the domain NAME and create its public-folder store."""
         domain_id = _run(ctx, lambda d: admin.add_domain(d.engine, name, max_users))
         click.echo(f"added domain {name.lower()} (id {domain_id})")
+        if not no_public_store:
+            path = asyncio.run(_create_store(ctx, f"public:{name.lower()}"))
+            click.echo(f"created the public folders of {name.lower()} at {path}")
 
     @domain.command("list")
     @config_dir_option

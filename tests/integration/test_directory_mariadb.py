@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.directory import Directory, DirectoryError, admin, schema
-from gateway.directory.engine import create_engine
+from gateway.directory.engine import SQLITE_FILE, create_engine
 from gateway.directory.passwords import hash_password, verify_password
 from gateway.directory.privileges import account_problem, protocol_allowed
 from tests.harness.mariadb import MariaDB
@@ -218,7 +218,9 @@ async def test_cli_round_trip_on_mariadb(mariadb: MariaDB, tmp_path: Path) -> No
     done = cases.run_gateway("db", "init", config_dirs=[conf])
     assert done.returncode == 0 and "created" in done.stdout, done.stderr
     cases.cli_round_trip(conf)
-    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+    # The directory is in MariaDB: no SQLite directory; the mailboxes are on disk.
+    assert not (tmp_path / "data" / SQLITE_FILE).exists()
+    assert (tmp_path / "data" / "mailboxes" / "example.test").is_dir()
 
 
 async def test_cli_upgrade_adds_the_gateway_table_to_a_grommunio_database(

@@ -25,7 +25,9 @@ def test_first_command_on_a_fresh_data_dir_creates_the_schema(tmp_path: Path) ->
 
 def test_done_when_steps_of_the_issue(tmp_path: Path) -> None:
     conf = write_config(tmp_path / "conf", tmp_path / "data")
-    assert run_gateway("domain", "add", "example.test", config_dirs=[conf]).returncode == 0
+    domain = run_gateway("domain", "add", "example.test", config_dirs=[conf])
+    assert domain.returncode == 0 and "created the public folders" in domain.stdout
+    assert (tmp_path / "data" / "public" / "example.test" / "store.sqlite3").is_file()
     added = run_gateway("user", "add", "alice@example.test", "--password-stdin",
                         config_dirs=[conf], stdin="secret\n")
     assert added.returncode == 0, added.stderr
