@@ -22,6 +22,7 @@ from gateway.store.txn import PropKey, Txn
 
 RIGHTS_OWNER = 0x0000_07FB  # every right of MS-OXCPERM 2.2.7 (ReadAny .. FolderVisible)
 ACCESS_ALL = 0x3F  # PidTagAccess: modify, read, delete, hierarchy, contents, FAI contents
+MESSAGE_ACCESS_ALL = 0x07  # PidTagAccess of a message: modify, read, delete
 
 FOLDER_ROW = ("SELECT parent_id, folder_type, name, change_number, pcl, created_cn "
               "FROM folders WHERE folder_id = ?")
@@ -80,6 +81,7 @@ FOLDER_COMPUTED: dict[int, Callable[[Txn, int, FolderRow], Any]] = {
     T.PidTagMessageSizeExtended: lambda t, f, r: _folder_size(t, f),
     T.PidTagAccess: lambda t, f, r: ACCESS_ALL,
     T.PidTagRights: lambda t, f, r: RIGHTS_OWNER,
+    T.PidTagAccessLevel: lambda t, f, r: 1,
     T.PidTagHierarchyChangeNumber: lambda t, f, r: r[3] & 0xFFFFFFFF,
 }
 
@@ -125,7 +127,7 @@ MESSAGE_COMPUTED: dict[int, Callable[[Txn, int, MessageRow], Any]] = {
     T.PidTagMessageFlags: _message_flags,
     T.PidTagAssociated: lambda t, m, r: bool(r[1]),
     T.PidTagInternetArticleNumber: lambda t, m, r: r[2] or 0,
-    T.PidTagAccess: lambda t, m, r: ACCESS_ALL,
+    T.PidTagAccess: lambda t, m, r: MESSAGE_ACCESS_ALL,
     T.PidTagAccessLevel: lambda t, m, r: 1,
 }
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import queue
 import sqlite3
@@ -35,6 +36,7 @@ from gateway.store.objects import NewAttachment, NewMessage
 from gateway.store.special import FIRST_FREE_GC
 from gateway.store.txn import Limits, PropKey, StoreInfo, Txn
 
+log = logging.getLogger("gateway.store")
 DB_NAME = "store.sqlite3"
 LOCK_NAME = "write.lock"
 BUSY_TIMEOUT_MS = 60_000
@@ -84,6 +86,42 @@ def create_database(path: Path, key: str, kind: str, language: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Owner:
+    """The store's owner as the reader of a property bag (the default)."""
+
+
+OWNER = Owner()
+
+
+def _overlay(props: dict[PropKey, Any], access: dict[int, int],
+             keys: Iterable[PropKey] | None) -> dict[PropKey, Any]:
+    wanted = None if keys is None else set(keys)
+    for tag, value in access.items():
+        if wanted is None or tag in wanted:
+            props[tag] = value
+    return props
+
+
+def _folder_for(txn: Txn, folder_id: int, keys: Iterable[PropKey] | None,
+                user: str | Owner | None) -> dict[PropKey, Any]:
+    keys = None if keys is None else list(keys)
+    props = computed.folder_props(txn, folder_id, keys)
+    if isinstance(user, Owner):
+        return props
+    from gateway.store.permissions import folder_access_props
+    return _overlay(props, folder_access_props(txn, user, folder_id), keys)
+
+
+def _message_for(txn: Txn, message_id: int, keys: Iterable[PropKey] | None,
+                 user: str | Owner | None) -> dict[PropKey, Any]:
+    keys = None if keys is None else list(keys)
+    props = computed.message_props(txn, message_id, keys)
+    if isinstance(user, Owner):
+        return props
+    from gateway.store.permissions import message_access_props
+    return _overlay(props, message_access_props(txn, user, message_id), keys)
 
 
 class Mailbox:
@@ -177,7 +215,10 @@ class Mailbox:
         result, events = await loop.run_in_executor(
             self._writer_pool, lambda: self._run_write(fn, args, kwargs))
         if events and self._publish is not None:
-            await self._publish(events)
+            try:
+                await self._publish(events)
+            except Exception:  # the write stands; only its notification was lost
+                log.exception("store %s: publishing %d events failed", self.key, len(events))
         return result
 
     def _run_write(self, fn: Callable[..., R], args: tuple[Any, ...],
@@ -309,10 +350,12 @@ class Mailbox:
         return await self.write(folders.create, parent_id, name, container_class, props,
                                 folder_type, None, open_existing)
 
-    async def folder(self, folder_id: int,
-                     keys: Iterable[PropKey] | None = None) -> dict[PropKey, Any]:
-        """A folder's properties, stored and computed."""
-        return await self.read(computed.folder_props, folder_id, keys)
+    async def folder(self, folder_id: int, keys: Iterable[PropKey] | None = None, *,
+                     user: str | Owner | None = OWNER) -> dict[PropKey, Any]:
+        """A folder's properties, stored and computed; the access properties
+        (PidTagRights, PidTagAccess, PidTagAccessLevel) are those of ``user``
+        (``None``: anonymous), the owner's by default."""
+        return await self.read(_folder_for, folder_id, keys, user)
 
     async def set_folder_props(self, folder_id: int, props: Mapping[PropKey, Any]) -> int:
         return await self.write(folders.set_props, folder_id, props)
@@ -351,9 +394,11 @@ class Mailbox:
             return [messages.create(txn, folder_id, m) for m in batch]
         return await self.write(run)
 
-    async def message(self, message_id: int,
-                      keys: Iterable[PropKey] | None = None) -> dict[PropKey, Any]:
-        return await self.read(computed.message_props, message_id, keys)
+    async def message(self, message_id: int, keys: Iterable[PropKey] | None = None, *,
+                      user: str | Owner | None = OWNER) -> dict[PropKey, Any]:
+        """A message's properties, stored and computed; access properties as for
+        :meth:`folder`."""
+        return await self.read(_message_for, message_id, keys, user)
 
     async def set_message_props(self, message_id: int, props: Mapping[PropKey, Any]) -> int:
         return await self.write(messages.set_props, message_id, props)

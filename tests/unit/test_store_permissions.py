@@ -308,3 +308,17 @@ async def test_new_stores_show_free_busy_times_to_everyone(mbox: Mailbox) -> Non
                      Rights.FREE_BUSY_SIMPLE)
     with pytest.raises(AccessDenied):
         await perm.check(mbox, "someone@example.org", int(Private.CALENDAR), Rights.READ_ANY)
+
+
+async def test_access_properties_follow_the_reader(mbox: Mailbox) -> None:
+    await Permissions(mbox).set_acl(INBOX, BOB, perm.REVIEWER)
+    owner = await mbox.folder(INBOX, [T.PidTagRights, T.PidTagAccessLevel])
+    bob = await mbox.folder(INBOX, [T.PidTagRights, T.PidTagAccessLevel], user=BOB)
+    nobody = await mbox.folder(INBOX, [T.PidTagRights], user=None)
+    assert owner[T.PidTagRights] & Rights.EDIT_ANY and owner[T.PidTagAccessLevel] == 1
+    assert bob == {T.PidTagRights: int(Rights.READ_ANY | Rights.FOLDER_VISIBLE),
+                   T.PidTagAccessLevel: 0}
+    assert nobody == {T.PidTagRights: 0}
+    mid = await mbox.create_message(INBOX, NewMessage({T.PidTagSubject: "x"}))
+    assert (await mbox.message(mid, [T.PidTagAccess]))[T.PidTagAccess] == 0x7
+    assert (await mbox.message(mid, [T.PidTagAccess], user=BOB))[T.PidTagAccess] == 0x2
