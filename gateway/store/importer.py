@@ -1,4 +1,4 @@
-"""Internet mail in and out of a folder: .eml files, mbox files and Maildirs; mbox export.
+"""Internet mail into a folder: .eml files, mbox files and Maildirs.
 
 Sources are read one message at a time (an mbox of any size is streamed, never
 loaded whole) on a worker thread, converted, and stored in batches of
@@ -11,12 +11,7 @@ gets the few MAPI properties :func:`header_props` reads from its header
 block. That is a stop-gap: the full MIME to MAPI conversion (bodies,
 recipients, attachments) arrives with ``gateway/convert``.
 
-Export writes a folder as an mboxrd file: a ``From_`` line per message (the
-sender and the delivery time), body lines matching ``>*From `` quoted with one
-more ``>``, and a blank line after each message. Importing undoes the quoting,
-so import then export gives the same file back. Messages that did not arrive
-as Internet mail (made by MAPI clients) have no original bytes and are
-skipped, counted, until ``gateway/convert`` can render them.
+The way back out, a folder as an mbox file, is :mod:`gateway.store.exporter`.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ import codecs
 import logging
 import quopri
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,9 +30,8 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from gateway.store import folders
 from gateway.store import tags as T
 from gateway.store.errors import StoreError
 from gateway.store.imap import (
@@ -49,7 +42,7 @@ from gateway.store.imap import (
 )
 from gateway.store.mailbox import Mailbox
 from gateway.store.objects import MSGFLAG_READ, MSGFLAG_UNSENT, NewMessage
-from gateway.store.txn import PropKey, Txn
+from gateway.store.txn import PropKey
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +51,8 @@ MAX_HEADER_BYTES = 256 * 1024
 MAX_WARNINGS = 100
 LINE_PIECE = 1 << 20
 _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")
-_QUOTED_FROM = re.compile(rb">*From ")
+QUOTED_FROM = re.compile(rb">*From ")
+"""An mboxrd-quoted ``From_`` line: one ``>`` less on import, one more on export."""
 _UNFOLD = re.compile(r"\r?\n(?=[ \t])")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 
@@ -98,14 +92,6 @@ class ImportResult:
         log.warning("import: %s", message)
         if len(self.warnings) < MAX_WARNINGS:
             self.warnings.append(message)
-
-
-@dataclass
-class ExportResult:
-    exported: int = 0
-    without_original: int = 0
-    """Messages skipped because they have no original Internet bytes (yet)."""
-    bytes_written: int = 0
 
 
 # -- sources ------------------------------------------------------------------------------------
@@ -182,7 +168,7 @@ def read_mbox(path: Path, max_bytes: int) -> Iterator[RawMessage]:
             previous_blank = starts and line in (b"\n", b"\r\n")
             if not number:
                 continue  # text before the first From_ line is no message
-            if starts and line.startswith(b">") and _QUOTED_FROM.match(line):
+            if starts and line.startswith(b">") and QUOTED_FROM.match(line):
                 line = line[1:]
             size += len(line)
             if size > max_bytes:
@@ -476,84 +462,3 @@ async def import_path(mbox: Mailbox, folder_id: int, path: Path,
     if progress is not None:
         progress(result)
     return result
-
-
-# -- export -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Listed:
-    message_id: int
-    has_original: bool
-    delivered: datetime | None
-    sender: str
-
-
-def _list_folder(txn: Txn, folder_id: int) -> list[_Listed]:
-    folders.require(txn, folder_id)
-    rows = txn.conn.execute("SELECT message_id, mime_blob IS NOT NULL FROM messages "
-                            "WHERE folder_id = ? AND associated = 0 ORDER BY uid",
-                            (folder_id,)).fetchall()
-    out = []
-    for mid, has_original in rows:
-        props = txn.read_props("message_props", mid, [
-            T.PidTagMessageDeliveryTime, T.PidTagSenderSmtpAddress, T.PidTagSenderEmailAddress])
-        sender = (props.get(T.PidTagSenderSmtpAddress)
-                  or props.get(T.PidTagSenderEmailAddress) or "")
-        out.append(_Listed(mid, bool(has_original), props.get(T.PidTagMessageDeliveryTime),
-                           sender))
-    return out
-
-
-def from_line(sender: str, delivered: datetime | None) -> bytes:
-    """``From sender asctime`` (UTC); a missing or odd sender is MAILER-DAEMON."""
-    if not sender or any(c.isspace() for c in sender) or not sender.isascii():
-        sender = "MAILER-DAEMON"
-    when = (delivered or datetime.now(UTC)).astimezone(UTC)
-    return f"From {sender} {time.asctime(when.timetuple())}\n".encode("ascii")
-
-
-def quote_line(line: bytes) -> bytes:
-    """mboxrd: one more ``>`` before a line that is ``>*From ``."""
-    return b">" + line if _QUOTED_FROM.match(line) else line
-
-
-FLUSH_BYTES = 1 << 20
-
-
-async def export_mbox(mbox: Mailbox, folder_id: int, out: BinaryIO,
-                      progress: Callable[[ExportResult], None] | None = None) -> ExportResult:
-    """Write the messages of ``folder_id`` (by UID) to ``out`` as an mboxrd file.
-
-    Each message is streamed from its blob a chunk at a time; ``out`` is
-    written on a worker thread.
-    """
-    result = ExportResult()
-    for item in await mbox.read(_list_folder, folder_id):
-        if not item.has_original:
-            result.without_original += 1
-            continue
-        parts, held, pending = [from_line(item.sender, item.delivered)], 0, b""
-        async for chunk in mbox.original_message(item.message_id):
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()
-            for line in lines:
-                parts.append(quote_line(line) + b"\n")
-                held += len(line) + 1
-            if held > FLUSH_BYTES:
-                await _write(out, parts, result)
-                parts, held = [], 0
-        if pending:
-            parts.append(quote_line(pending) + b"\n")
-        parts.append(b"\n")
-        await _write(out, parts, result)
-        result.exported += 1
-        if progress is not None:
-            progress(result)
-    return result
-
-
-async def _write(out: BinaryIO, parts: list[bytes], result: ExportResult) -> None:
-    data = b"".join(parts)
-    await asyncio.to_thread(out.write, data)
-    result.bytes_written += len(data)

@@ -17,97 +17,59 @@ calls. The owner of a private store has every right; a public store has no
 owner, its ``default`` entries apply. :func:`folder_access_props` and
 :func:`message_access_props` give ``PidTagRights``, ``PidTagAccess`` and
 ``PidTagAccessLevel`` as seen by one user.
+
+The rights bits and the standard roles live in :mod:`gateway.store.rights`;
+they are re-exported here (``permissions.Rights``, ``permissions.REVIEWER``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntFlag
 from typing import TYPE_CHECKING
 
 from gateway.store import folders, messages
 from gateway.store import tags as T
 from gateway.store.errors import AccessDenied, InvalidArgument
+from gateway.store.rights import (
+    ALL,
+    AUTHOR,
+    CONTRIBUTOR,
+    EDITOR,
+    FREE_BUSY,
+    FREE_BUSY_TIME_ONLY,
+    FREE_BUSY_TIME_SUBJECT_LOCATION,
+    NONE,
+    NONEDITING_AUTHOR,
+    OWNER,
+    PUBLISHING_AUTHOR,
+    PUBLISHING_EDITOR,
+    REVIEWER,
+    ROLES,
+    VALID,
+    Rights,
+    normal_rights,
+    role_of,
+)
 from gateway.store.txn import Txn
 
 if TYPE_CHECKING:
     from gateway.store.mailbox import Mailbox
 
+__all__ = [
+    "ACCESS_ALL", "ACCESS_CREATE_ASSOCIATED", "ACCESS_CREATE_CONTENTS",
+    "ACCESS_CREATE_HIERARCHY", "ACCESS_DELETE", "ACCESS_LEVEL_MODIFY",
+    "ACCESS_LEVEL_READ_ONLY", "ACCESS_MODIFY", "ACCESS_READ", "ALL", "ANONYMOUS", "AUTHOR",
+    "CONTRIBUTOR", "DEFAULT", "EDITOR", "FREE_BUSY_TIME_ONLY",
+    "FREE_BUSY_TIME_SUBJECT_LOCATION", "NONE", "NONEDITING_AUTHOR", "OWNER",
+    "PUBLISHING_AUTHOR", "PUBLISHING_EDITOR", "REVIEWER", "ROLES", "SPECIAL_MEMBERS", "VALID",
+    "Grant", "Permissions", "Rights", "can_send_as", "can_send_on_behalf", "check",
+    "delegates", "folder_access", "folder_access_props", "get_acl", "get_grants", "grant_of",
+    "inherit_acl", "is_owner", "may_delete", "may_edit", "message_access",
+    "message_access_props", "normal_member", "normal_rights", "remove_member", "replace_acl",
+    "require", "rights_for", "role_of", "set_acl", "set_grant",
+]
 
-class Rights(IntFlag):
-    """``PidTagMemberRights`` bits (MS-OXCPERM 2.2.7)."""
-
-    NONE = 0
-    READ_ANY = 0x0000_0001
-    """ReadAny: read any message in the folder."""
-    CREATE = 0x0000_0002
-    """Create: create messages."""
-    EDIT_OWNED = 0x0000_0008
-    """EditOwned: change messages the member created."""
-    DELETE_OWNED = 0x0000_0010
-    """DeleteOwned: delete messages the member created."""
-    EDIT_ANY = 0x0000_0020
-    """EditAny: change any message (implies EditOwned)."""
-    DELETE_ANY = 0x0000_0040
-    """DeleteAny: delete any message (implies DeleteOwned)."""
-    CREATE_SUBFOLDER = 0x0000_0080
-    """CreateSubFolder: create folders below this one."""
-    FOLDER_OWNER = 0x0000_0100
-    """FolderOwner: change the folder's properties and its ACL."""
-    FOLDER_CONTACT = 0x0000_0200
-    """FolderContact: receives the folder's notifications (public folders)."""
-    FOLDER_VISIBLE = 0x0000_0400
-    """FolderVisible: see the folder in the hierarchy."""
-    FREE_BUSY_SIMPLE = 0x0000_0800
-    """FreeBusySimple: see free/busy times (Calendar)."""
-    FREE_BUSY_DETAILED = 0x0000_1000
-    """FreeBusyDetailed: see free/busy with subject and location (Calendar)."""
-
-
-VALID = Rights(0x1FFB)
-"""Every bit MS-OXCPERM defines; a server MUST NOT set any other."""
-ALL = VALID
-"""What the store owner (and a member with full access) holds."""
-
-# The standard roles, as Outlook and EWS (PermissionLevel) define them.
-OWNER = Rights(0x7FB)
-PUBLISHING_EDITOR = Rights(0x4FB)
-EDITOR = Rights(0x47B)
-PUBLISHING_AUTHOR = Rights(0x49B)
-AUTHOR = Rights(0x41B)
-NONEDITING_AUTHOR = Rights(0x413)
-REVIEWER = Rights(0x401)
-CONTRIBUTOR = Rights(0x402)
-NONE = Rights(0)
-FREE_BUSY_TIME_ONLY = Rights.FREE_BUSY_SIMPLE
-"""Calendar folders only: "Free/Busy time"."""
-FREE_BUSY_TIME_SUBJECT_LOCATION = Rights.FREE_BUSY_SIMPLE | Rights.FREE_BUSY_DETAILED
-"""Calendar folders only: "Free/Busy time, subject, location"."""
-
-ROLES: dict[str, Rights] = {
-    "Owner": OWNER,
-    "PublishingEditor": PUBLISHING_EDITOR,
-    "Editor": EDITOR,
-    "PublishingAuthor": PUBLISHING_AUTHOR,
-    "Author": AUTHOR,
-    "NoneditingAuthor": NONEDITING_AUTHOR,
-    "Reviewer": REVIEWER,
-    "Contributor": CONTRIBUTOR,
-    "FreeBusyTimeOnly": FREE_BUSY_TIME_ONLY,
-    "FreeBusyTimeAndSubjectAndLocation": FREE_BUSY_TIME_SUBJECT_LOCATION,
-    "None": NONE,
-}
-"""Role names as EWS spells them (``PermissionLevel``), each with its rights."""
-
-_FREE_BUSY = Rights.FREE_BUSY_SIMPLE | Rights.FREE_BUSY_DETAILED
-_ROLE_VARIANTS: dict[Rights, str] = {
-    # Outlook shows these as the role too (EWS Managed API: LevelVariants).
-    Rights.FOLDER_VISIBLE: "None",
-    Rights.FOLDER_CONTACT: "None",
-    Rights.FOLDER_CONTACT | Rights.FOLDER_VISIBLE: "None",
-    OWNER & ~Rights.FOLDER_CONTACT: "Owner",
-}
 
 DEFAULT = "default"
 """The member standing for every authenticated user without an entry of their own."""
@@ -126,39 +88,6 @@ ACCESS_ALL = 0x3F
 # PidTagAccessLevel
 ACCESS_LEVEL_READ_ONLY = 0
 ACCESS_LEVEL_MODIFY = 1
-
-
-def role_of(rights: int) -> str:
-    """The role whose rights these are (EWS ``PermissionLevel``), else ``"Custom"``.
-
-    The free/busy bits only matter on Calendar folders; a role matches with or
-    without them (Outlook keeps them apart from the role).
-    """
-    value = Rights(rights)
-    for candidate in (value, value & ~_FREE_BUSY):
-        for name, role in ROLES.items():
-            if role == candidate:
-                return name
-        if candidate in _ROLE_VARIANTS:
-            return _ROLE_VARIANTS[candidate]
-    return "Custom"
-
-
-def normal_rights(rights: int) -> Rights:
-    """Rights as stored: only MS-OXCPERM bits; EditAny brings EditOwned, DeleteAny
-    DeleteOwned (the spec has clients set both)."""
-    if not isinstance(rights, int) or isinstance(rights, bool):
-        raise InvalidArgument(f"rights are an integer, not {type(rights).__name__}")
-    if rights < 0 or rights & ~int(VALID):
-        raise InvalidArgument(f"rights 0x{rights:X} hold bits MS-OXCPERM does not define "
-                              f"(valid: 0x{int(VALID):X})")
-    value = Rights(rights)
-    if value & Rights.EDIT_ANY:
-        value |= Rights.EDIT_OWNED
-    if value & Rights.DELETE_ANY:
-        value |= Rights.DELETE_OWNED
-    return value
-
 
 def normal_member(member: str, *, special: bool = True) -> str:
     """A member as stored: a lowercase address, or ``default`` / ``anonymous``."""
@@ -393,7 +322,7 @@ def folder_access_props(txn: Txn, user: str | None, folder_id: int) -> dict[int,
     access = folder_access(held)
     return {
         # MS-OXCFOLD 2.2.2.2.2.8: the free/busy bits do not apply to PidTagRights.
-        T.PidTagRights: int(held & ~_FREE_BUSY),
+        T.PidTagRights: int(held & ~FREE_BUSY),
         T.PidTagAccess: access,
         T.PidTagAccessLevel: ACCESS_LEVEL_MODIFY if access & ACCESS_MODIFY
         else ACCESS_LEVEL_READ_ONLY,

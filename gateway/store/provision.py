@@ -24,6 +24,7 @@ from gateway.store import folders, ids
 from gateway.store import tags as T
 from gateway.store.folder_names import folder_name
 from gateway.store.objects import FOLDER_GENERIC, FOLDER_ROOT, FOLDER_SEARCH
+from gateway.store.rights import Rights
 from gateway.store.special import Private, Public
 from gateway.store.txn import PropKey, Txn
 
@@ -208,8 +209,6 @@ def provision(txn: Txn) -> None:
                        props, spec.folder_type, folder_id=int(spec.folder))
     if not public:
         # As in grommunio: everyone may see the owner's free/busy times.
-        from gateway.store.permissions import Rights
-
         for folder in (_P.CALENDAR, _P.LOCAL_FREEBUSY):
             txn.conn.execute("INSERT OR REPLACE INTO permissions (folder_id, member, rights) "
                              "VALUES (?, 'default', ?)",

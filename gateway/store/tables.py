@@ -46,20 +46,19 @@ from gateway.store import proptypes as pt
 from gateway.store import tags as T
 from gateway.store.errors import InvalidArgument, TooComplex
 from gateway.store.named import NamedProp
-from gateway.store.restrictions import (
+from gateway.store.restriction_sql import (
     FOLDERS,
     MESSAGES,
     Domain,
     Evaluation,
-    Restriction,
     Sql,
     SqlProp,
     compile_where,
     join_sql,
-    resolve,
     running,
     stored_value,
 )
+from gateway.store.restrictions import Restriction, resolve
 from gateway.store.txn import PropKey, Txn
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ from gateway.directory.models import Users
 from gateway.store import Mailbox, Store, imap
 from gateway.store import tags as T
 from gateway.store.cli import make_mbox_group
-from gateway.store.importer import ImapAnswered, export_mbox, import_path
+from gateway.store.exporter import export_mbox
+from gateway.store.importer import ImapAnswered, import_path
 from gateway.store.mailbox import DB_NAME
 from gateway.store.objects import MSGFLAG_READ, MSGFLAG_UNSENT
 from gateway.store.settings import StoreSection
