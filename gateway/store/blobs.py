@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -99,13 +100,25 @@ class BlobStore:
         return cursor.rowcount > 0
 
     def _write_file(self, digest: str, parts: list[bytes]) -> None:
+        def write(out: BinaryIO) -> None:
+            for part in parts:
+                out.write(part)
+        self._install(digest, write)
+
+    def adopt_file(self, conn: sqlite3.Connection, digest: str, size: int, source: Path) -> None:
+        """Take in another store's blob file as it is (compressed), for a new reference."""
+        self._install(digest, lambda out: _copy(source, out))
+        conn.execute("INSERT INTO blobs (hash, size, refcount, data) VALUES (?, ?, 1, NULL)",
+                     (digest, size))
+
+    def _install(self, digest: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write a blob file: a temporary name, fsync, rename, fsync of the directory."""
         target = self.path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".in-")
         try:
             with os.fdopen(fd, "wb") as out:
-                for part in parts:
-                    out.write(part)
+                write(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
@@ -169,6 +182,11 @@ class BlobStore:
             if sub.is_dir():
                 for path in sub.glob("*.zst"):
                     yield path.name.removesuffix(".zst")
+
+
+def _copy(source: Path, out: BinaryIO) -> None:
+    with open(source, "rb") as handle:
+        shutil.copyfileobj(handle, out, CHUNK * 16)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -11,9 +11,6 @@ a crash in between leaves a copy, never a loss.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,21 +99,10 @@ def _adopt_blob(txn: Txn, ref: BlobRef) -> str:
                         (ref.digest,)).rowcount:
         return ref.digest
     if ref.packed is None:
-        target = txn.blobs.path(ref.digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".in-")
-        try:
-            with os.fdopen(fd, "wb") as out, open(ref.path, "rb") as source:
-                shutil.copyfileobj(source, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            os.unlink(temp)
-            raise
-        txn.blobs.written.append(target)
-    txn.conn.execute("INSERT INTO blobs (hash, size, refcount, data) VALUES (?, ?, 1, ?)",
-                     (ref.digest, ref.size, ref.packed))
+        txn.blobs.adopt_file(txn.conn, ref.digest, ref.size, ref.path)
+    else:
+        txn.conn.execute("INSERT INTO blobs (hash, size, refcount, data) VALUES (?, ?, 1, ?)",
+                         (ref.digest, ref.size, ref.packed))
     return ref.digest
 
 
