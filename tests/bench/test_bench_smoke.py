@@ -28,3 +28,10 @@ def test_store_benchmark_runs() -> None:
     figures = store_ops.run_in(1200)
     assert figures["import_per_s"] > 0 and figures["listing_ms"] > 0
     assert figures["sync_100_ms"] > 0 and figures["flags_1000_single_s"] > 0
+
+
+def test_calendar_benchmark_runs() -> None:
+    from tests.bench import convert_ical
+
+    figures = convert_ical.run(events=50, rounds=1)
+    assert figures["instances"] > 0
