@@ -22,7 +22,6 @@ Flags live where the other protocols see them:
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +31,10 @@ from gateway.store import folders, messages
 from gateway.store import proptypes as pt
 from gateway.store import tags as T
 from gateway.store.errors import InvalidArgument
-from gateway.store.named import NamedProp
+from gateway.store.named import PSETID_GATEWAY, NamedProp
 from gateway.store.objects import MSGFLAG_UNSENT
 from gateway.store.txn import Txn
 
-PSETID_GATEWAY = uuid.UUID("6f0c1b7e-2a5d-4c0e-9a53-1d2f8b6e4c71")
-"""Property set of the gateway's own named properties."""
 ImapAnswered = NamedProp(PSETID_GATEWAY, "ImapAnswered", pt.PT_BOOLEAN)
 
 VERB_REPLY_TO_SENDER = 102

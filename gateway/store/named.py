@@ -27,3 +27,8 @@ class NamedProp:
     def kind(self) -> Literal["lid", "name"]:
         """``"lid"`` for a numeric key (MNID_ID), ``"name"`` for a string one (MNID_STRING)."""
         return "lid" if isinstance(self.key, int) else "name"
+
+
+PSETID_GATEWAY = UUID("6f0c1b7e-2a5d-4c0e-9a53-1d2f8b6e4c71")
+"""Property set of the gateway's own named properties (IMAP flags MAPI cannot hold,
+vCard UIDs and member lists, ...), so they never collide with Microsoft's."""
