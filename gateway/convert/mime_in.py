@@ -25,6 +25,7 @@ opaque attachment, and what failed is appended to ``defects`` when given.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +43,11 @@ from gateway.convert.mime_parts import (
     unflow,
 )
 from gateway.store import tags as T
+from gateway.store.named import NamedProp
 from gateway.store.objects import NewAttachment, NewMessage
 from gateway.store.txn import PropKey
+
+log = logging.getLogger("gateway.convert.mime")
 
 MAX_PARTS = 1000
 MAX_DEPTH = 20
@@ -310,15 +314,33 @@ def _crlf(text: str) -> str:
     return re.sub(r"\r\n|\r|\n", "\r\n", text) if "\n" in text or "\r" in text else text
 
 
+# What a meeting message takes over from its calendar object: the appointment's
+# named properties and its time span; subject, body, sender and recipients stay
+# the e-mail's own (MS-OXCICAL 2.1.3.1.1.20: the iCalendar data completes them).
+_FROM_CALENDAR = (T.PidTagStartDate, T.PidTagEndDate, T.PidTagSensitivity)
+
+
 def calendar_part(message: NewMessage, ics: bytes) -> None:
     """The hook for a message's first text/calendar part (``ics`` its decoded bytes).
 
-    For now it sets the meeting message class from METHOD (and, for replies, the
-    attendee's PARTSTAT); the iCalendar converter will add the appointment
-    properties here. The calendar data itself is already an attachment."""
+    Sets the meeting message class from METHOD (and, for replies, the attendee's
+    PARTSTAT) and lays the appointment properties of the calendar's first object
+    over the message. The calendar data itself is already an attachment."""
     cls = special.meeting_class(ics)
     if cls:
         message.props[T.PidTagMessageClass] = cls
+    try:
+        from gateway.convert.ical_in import parse_calendar
+
+        items = parse_calendar(ics)
+    except Exception as exc:  # a broken calendar leaves a plain meeting message
+        log.warning("meeting message: calendar data unreadable: %r", exc)
+        return
+    if not items:
+        return
+    for key, value in items[0].props.items():
+        if isinstance(key, NamedProp) or key in _FROM_CALENDAR:
+            message.props.setdefault(key, value)
 
 
 def parse(raw: bytes, *, max_parts: int = MAX_PARTS, max_depth: int = MAX_DEPTH,

@@ -7,9 +7,9 @@ be read as Internet mail is skipped with a warning and counted; it never
 stops the import.
 
 Each message keeps its original bytes (IMAP FETCH returns exactly them) and
-gets the few MAPI properties :func:`header_props` reads from its header
-block. That is a stop-gap: the full MIME to MAPI conversion (bodies,
-recipients, attachments) arrives with ``gateway/convert``.
+is converted to MAPI by :mod:`gateway.convert.mime_in`; the source's flags
+(Maildir file names, mbox Status headers) become the read, flagged, answered
+and draft states.
 
 The way back out, a folder as an mbox file, is :mod:`gateway.store.exporter`.
 """
@@ -17,18 +17,14 @@ The way back out, a folder as an mbox file, is :mod:`gateway.store.exporter`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import codecs
 import logging
-import quopri
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,56 +229,6 @@ def _header_block(data: bytes) -> bytes:
     return data
 
 
-def _clean(text: str) -> str:
-    """Valid text from a header (raw 8-bit taken as UTF-8), without NULs."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text.replace("\x00", "")
-
-
-def _decode_words(text: str) -> str:
-    """RFC 2047 encoded words decoded; adjacent words of one charset joined before decoding
-    (a character may be split between them), the white space between them dropped."""
-    pieces: list[str | tuple[str, bytes]] = []
-    end = 0
-    for match in _ENCODED_WORD.finditer(text):
-        between = text[end:match.start()]
-        if between and not (between.isspace() and pieces and isinstance(pieces[-1], tuple)):
-            pieces.append(between)
-        charset, encoding, payload = match.groups()
-        charset = charset.partition("*")[0].lower()
-        try:
-            if encoding in "bB":
-                raw = base64.b64decode(payload + "=" * (-len(payload) % 4))
-            else:
-                raw = quopri.decodestring(payload.encode("ascii", "replace"), header=True)
-            codecs.lookup(charset)
-        except (ValueError, LookupError, binascii.Error):
-            pieces.append(match.group(0))
-        else:
-            last = pieces[-1] if pieces else None
-            if isinstance(last, tuple) and last[0] == charset:
-                pieces[-1] = (charset, last[1] + raw)
-            else:
-                pieces.append((charset, raw))
-        end = match.end()
-    pieces.append(text[end:])
-    return "".join(p if isinstance(p, str) else _decode(*p) for p in pieces)
-
-
-def _decode(charset: str, raw: bytes) -> str:
-    try:
-        return raw.decode(charset, "replace")
-    except (LookupError, TypeError, ValueError):  # a codec that is no text encoding
-        return raw.decode("latin-1")
-
-
-def _text(value: Any) -> str | None:
-    """A header value unfolded, RFC 2047 encoded words decoded."""
-    if value is None:
-        return None
-    return _decode_words(_clean(_UNFOLD.sub("", str(value)))).replace("\x00", "").strip()
-
-
 def _date(value: Any) -> datetime | None:
     if not value:
         return None
@@ -312,17 +258,6 @@ class Headers:
         return found[0] if found else default
 
 
-def _addresses(msg: Headers, name: str) -> list[tuple[str, str]]:
-    """``(display name, address)`` pairs of an address header, names decoded."""
-    values = [_UNFOLD.sub("", v) for v in msg.get_all(name)]
-    out = []
-    for display, address in getaddresses(values):
-        display, address = _text(display) or "", _clean(address).strip()
-        if display or address:
-            out.append((display, address))
-    return out
-
-
 def _received_date(msg: Headers) -> datetime | None:
     received = msg.get("Received")
     if received is None:
@@ -344,67 +279,42 @@ def header_flags(msg: Headers) -> Flags:
     return frozenset(flags)
 
 
-def header_props(data: bytes, flags: Flags | None = None,
-                 delivered: datetime | None = None) -> dict[PropKey, Any]:
-    """The minimal MAPI properties of an Internet message, from its header block only.
-
-    Message class, subject, sender and sent-representing (from ``From``),
-    submit and delivery time, Internet message id, the header block itself,
-    ``To``/``Cc`` display strings, and the read/flagged/answered/draft state.
-    Bodies, recipients and attachments are not converted here: that is
-    ``gateway/convert``'s work. Raises :class:`Unparseable`.
-    """
-    head = _header_block(data)
-    msg = Headers(head)
-    if not msg.fields:
-        raise Unparseable("no header fields")
-    props: dict[PropKey, Any] = {T.PidTagMessageClass: "IPM.Note"}
-    subject = _text(msg.get("Subject"))
-    if subject is not None:
-        props[T.PidTagSubject] = subject
-    senders = _addresses(msg, "From")
-    if senders:
-        name, address = senders[0]
-        for prefix in ("Sender", "SentRepresenting"):
-            props[getattr(T, f"PidTag{prefix}Name")] = name or address
-            if address:
-                props[getattr(T, f"PidTag{prefix}EmailAddress")] = address
-                props[getattr(T, f"PidTag{prefix}AddressType")] = "SMTP"
-                props[getattr(T, f"PidTag{prefix}SmtpAddress")] = address
-    submitted = _date(msg.get("Date"))
-    if submitted is not None:
-        props[T.PidTagClientSubmitTime] = submitted
-    delivered = delivered or _received_date(msg) or submitted
-    if delivered is not None:
-        props[T.PidTagMessageDeliveryTime] = delivered
-    message_id = _text(msg.get("Message-ID"))
-    if message_id:
-        props[T.PidTagInternetMessageId] = message_id
-    props[T.PidTagTransportMessageHeaders] = _clean(head.decode("utf-8", "replace"))
-    for header, tag in (("To", T.PidTagDisplayTo), ("Cc", T.PidTagDisplayCc)):
-        names = [name or address for name, address in _addresses(msg, header)]
-        if names:
-            props[tag] = "; ".join(names)
-    state = header_flags(msg) if flags is None else flags
-    props[T.PidTagMessageFlags] = ((MSGFLAG_READ if "seen" in state else 0)
-                                   | (MSGFLAG_UNSENT if "draft" in state else 0))
-    if "flagged" in state:
+def state_props(flags: Flags) -> dict[PropKey, Any]:
+    """The MAPI form of a source's flags (read, draft, flagged, answered, forwarded)."""
+    props: dict[PropKey, Any] = {
+        T.PidTagMessageFlags: ((MSGFLAG_READ if "seen" in flags else 0)
+                               | (MSGFLAG_UNSENT if "draft" in flags else 0))}
+    if "flagged" in flags:
         props[T.PidTagFlagStatus] = FLAG_STATUS_FLAGGED
-    if "forwarded" in state:
+    if "forwarded" in flags:
         props[T.PidTagLastVerbExecuted] = VERB_FORWARD
-        if "answered" in state:
+        if "answered" in flags:
             props[ImapAnswered] = True
-    elif "answered" in state:
+    elif "answered" in flags:
         props[T.PidTagLastVerbExecuted] = VERB_REPLY_TO_SENDER
     return props
 
 
 def to_new_message(raw: RawMessage) -> NewMessage:
+    """The message converted by :mod:`gateway.convert.mime_in` (bodies, recipients,
+    attachments, embedded messages), with the source's flags and delivery time."""
+    from gateway.convert import mime_in
+
     if raw.error is not None or raw.data is None:
         raise Unparseable(raw.error or "no data")
     if not raw.data.strip():
         raise Unparseable("empty")
-    return NewMessage(props=header_props(raw.data, raw.flags, raw.delivered), mime=raw.data)
+    headers = Headers(_header_block(raw.data))
+    if not headers.fields:
+        raise Unparseable("no header fields")
+    message = mime_in.parse(raw.data)
+    message.props.update(state_props(header_flags(headers) if raw.flags is None
+                                     else raw.flags))
+    delivered = (raw.delivered or _received_date(headers)
+                 or message.props.get(T.PidTagClientSubmitTime))
+    if delivered is not None:
+        message.props[T.PidTagMessageDeliveryTime] = delivered
+    return message
 
 
 # -- import -------------------------------------------------------------------------------------
