@@ -60,6 +60,8 @@ bench: install
 	$(BIN)/python -m tests.bench.basic_auth
 	$(BIN)/python -m tests.bench.crypt_rate
 	$(BIN)/python -m tests.bench.store_ops
+	$(BIN)/python -m tests.bench.convert_mail
+	$(BIN)/python -m tests.bench.convert_ical
 
 clean:
 	rm -rf $(VENV) var

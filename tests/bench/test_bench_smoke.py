@@ -35,3 +35,11 @@ def test_calendar_benchmark_runs() -> None:
 
     figures = convert_ical.run(events=50, rounds=1)
     assert figures["instances"] > 0
+
+
+def test_mail_conversion_benchmark_runs() -> None:
+    from tests.bench import convert_mail
+
+    figures = convert_mail.run(copies=2)
+    assert figures["mime_to_mapi_per_s"] > 0 and figures["mapi_to_mime_per_s"] > 0
+    assert figures["stdlib_per_s"] > 0

@@ -672,11 +672,3 @@ async def test_store_load_render(mbox: Mailbox) -> None:
         assert view(again)["recipients"] == original["recipients"], path.name
         assert view(again)["body"] == original["body"], path.name
         assert render(again) == rendered
-
-
-def test_benchmark_runs() -> None:
-    from tests.bench import convert_mail
-
-    figures = convert_mail.run(copies=2)
-    assert figures["mime_to_mapi_per_s"] > 0 and figures["mapi_to_mime_per_s"] > 0
-    assert figures["stdlib_per_s"] > 0
