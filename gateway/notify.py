@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 CHANNEL = "gateway:store-events"
 QUEUE_LIMIT = 1000
+SUBSCRIBE_TIMEOUT = 10.0
 log = logging.getLogger("gateway.notify")
 
 
@@ -44,10 +45,23 @@ class Notifier:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url)
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._redis.pubsub()
         await pubsub.subscribe(CHANNEL)
+        # SUBSCRIBE is sent, not yet in force: wait for Redis to confirm it, so an
+        # event published once start-up is over reaches this process too.
+        await self._confirmed(pubsub)
         self._reader = asyncio.create_task(self._read(pubsub), name="notify-redis")
         log.info("store events go through Redis channel %s", CHANNEL)
+
+    @staticmethod
+    async def _confirmed(pubsub: Any) -> None:
+        deadline = asyncio.get_running_loop().time() + SUBSCRIBE_TIMEOUT
+        while asyncio.get_running_loop().time() < deadline:
+            message = await pubsub.get_message(timeout=0.5)
+            if message is not None and message.get("type") == "subscribe":
+                return
+        raise ConnectionError(f"Redis did not confirm the subscription to {CHANNEL} "
+                              f"within {SUBSCRIBE_TIMEOUT:.0f} s")
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -94,6 +108,8 @@ class Notifier:
         while True:
             try:
                 async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue  # (re)subscription confirmations
                     try:
                         event = StoreEvent.from_json(message["data"])
                     except (ValueError, TypeError) as exc:
