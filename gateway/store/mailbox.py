@@ -104,24 +104,19 @@ def _overlay(props: dict[PropKey, Any], access: dict[int, int],
     return props
 
 
-def _folder_for(txn: Txn, folder_id: int, keys: Iterable[PropKey] | None,
-                user: str | Owner | None) -> dict[PropKey, Any]:
+def _props_for(txn: Txn, kind: str, object_id: int, keys: Iterable[PropKey] | None,
+               user: str | Owner | None) -> dict[PropKey, Any]:
+    """A folder's or message's properties, access properties as ``user`` holds them."""
+    from gateway.store import permissions
+
     keys = None if keys is None else list(keys)
-    props = computed.folder_props(txn, folder_id, keys)
+    read, access = ((computed.folder_props, permissions.folder_access_props)
+                    if kind == "folder" else
+                    (computed.message_props, permissions.message_access_props))
+    props = read(txn, object_id, keys)
     if isinstance(user, Owner):
         return props
-    from gateway.store.permissions import folder_access_props
-    return _overlay(props, folder_access_props(txn, user, folder_id), keys)
-
-
-def _message_for(txn: Txn, message_id: int, keys: Iterable[PropKey] | None,
-                 user: str | Owner | None) -> dict[PropKey, Any]:
-    keys = None if keys is None else list(keys)
-    props = computed.message_props(txn, message_id, keys)
-    if isinstance(user, Owner):
-        return props
-    from gateway.store.permissions import message_access_props
-    return _overlay(props, message_access_props(txn, user, message_id), keys)
+    return _overlay(props, access(txn, user, object_id), keys)
 
 
 class Mailbox:
@@ -355,7 +350,7 @@ class Mailbox:
         """A folder's properties, stored and computed; the access properties
         (PidTagRights, PidTagAccess, PidTagAccessLevel) are those of ``user``
         (``None``: anonymous), the owner's by default."""
-        return await self.read(_folder_for, folder_id, keys, user)
+        return await self.read(_props_for, "folder", folder_id, keys, user)
 
     async def set_folder_props(self, folder_id: int, props: Mapping[PropKey, Any]) -> int:
         return await self.write(folders.set_props, folder_id, props)
@@ -398,7 +393,7 @@ class Mailbox:
                       user: str | Owner | None = OWNER) -> dict[PropKey, Any]:
         """A message's properties, stored and computed; access properties as for
         :meth:`folder`."""
-        return await self.read(_message_for, message_id, keys, user)
+        return await self.read(_props_for, "message", message_id, keys, user)
 
     async def set_message_props(self, message_id: int, props: Mapping[PropKey, Any]) -> int:
         return await self.write(messages.set_props, message_id, props)
