@@ -9,6 +9,9 @@ blocks the event loop, and a slow store only occupies its own writer thread.
 
 Events collected by a write are published after its commit, so a subscriber
 woken by one always finds the change.
+
+The database file itself (making one, connection settings) is
+:mod:`gateway.store.database`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import os
 import queue
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -31,61 +33,19 @@ from typing import Any, ParamSpec, TypeVar
 from gateway.events import StoreEvent
 from gateway.store import computed, folders, messages, schema
 from gateway.store.blobs import BlobStore
+from gateway.store.database import DB_NAME, connect
+from gateway.store.database import create_database as create_database
 from gateway.store.errors import CorruptStore, NotFound, QuotaExceeded
 from gateway.store.objects import NewAttachment, NewMessage
-from gateway.store.special import FIRST_FREE_GC
 from gateway.store.txn import Limits, PropKey, StoreInfo, Txn
 
 log = logging.getLogger("gateway.store")
-DB_NAME = "store.sqlite3"
 LOCK_NAME = "write.lock"
-BUSY_TIMEOUT_MS = 60_000
 READERS_PER_STORE = 4
 
 P = ParamSpec("P")
 R = TypeVar("R")
 Publisher = Callable[[list[StoreEvent]], Awaitable[None]]
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                           timeout=BUSY_TIMEOUT_MS / 1000)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute("PRAGMA cache_size = -8000")
-    return conn
-
-
-def create_database(path: Path, key: str, kind: str, language: str) -> None:
-    """Make a new, empty store database (no folders yet) at ``path``."""
-    path.mkdir(parents=True, exist_ok=True)
-    db = path / DB_NAME
-    if db.exists():
-        raise FileExistsError(f"{db} already exists")
-    temp = path / (DB_NAME + ".new")
-    for leftover in (temp, Path(f"{temp}-wal"), Path(f"{temp}-journal")):
-        leftover.unlink(missing_ok=True)
-    conn = sqlite3.connect(temp, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        schema.create(conn)
-        meta = {
-            "key": key, "kind": kind, "language": language,
-            "replica_guid": uuid.uuid4().bytes_le, "mailbox_guid": uuid.uuid4().bytes_le,
-            "last_cn": 0, "next_gc": FIRST_FREE_GC, "last_uidvalidity": 0, "total_size": 0,
-            "created": int(time.time()),
-        }
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
-    os.replace(temp, db)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Owner:
@@ -152,7 +112,7 @@ class Mailbox:
             db = path / DB_NAME
             if not db.exists():
                 raise NotFound(f"no store at {path}")
-            conn = _connect(db)
+            conn = connect(db)
             try:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode != "wal":
@@ -219,7 +179,7 @@ class Mailbox:
     def _run_write(self, fn: Callable[..., R], args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> tuple[R, list[StoreEvent]]:
         if self._writer is None:
-            self._writer = _connect(self.path / DB_NAME)
+            self._writer = connect(self.path / DB_NAME)
             self._lock_fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         # SQLite's own busy handler polls with sleeps of up to 100 ms, so a process
         # writing in a loop starves the others sharing the store; a blocking flock
@@ -313,7 +273,7 @@ class Mailbox:
             pass
         with self._reader_lock:
             self._reader_count += 1
-        conn = _connect(self.path / DB_NAME)
+        conn = connect(self.path / DB_NAME)
         conn.execute("PRAGMA query_only = ON")
         return conn
 

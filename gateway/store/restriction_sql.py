@@ -9,24 +9,24 @@ by functions registered on the connection, only for the rows SQL hands them,
 so counting and paging stay in SQL: multi-valued properties (packed blobs; a
 restriction matches when any element does), values kept in the blob store, and
 computed properties without an SQL form (entry ids, source keys).
+
+This module holds the compiler and its leaves; the domains are in
+:mod:`gateway.store.restriction_domains`, the Python side in
+:mod:`gateway.store.restriction_eval`.
 """
 
 from __future__ import annotations
 
 import itertools
 import operator
-import sqlite3
-import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from gateway.store import computed, ids, values
 from gateway.store import proptypes as pt
-from gateway.store import tags as T
+from gateway.store import values
 from gateway.store.errors import InvalidArgument, InvalidValue, TooComplex
-from gateway.store.objects import MSGFLAG_ASSOCIATED, MSGFLAG_HASATTACH, MSGFLAG_READ
+from gateway.store.restriction_domains import Domain
+from gateway.store.restriction_eval import Evaluation, Leaf, fold, loosen
 from gateway.store.restrictions import (
     FUZZY,
     RELOPS,
@@ -44,7 +44,7 @@ from gateway.store.restrictions import (
     relop,
     resolve,
 )
-from gateway.store.txn import PropKey, Txn
+from gateway.store.txn import Txn
 
 MAX_NODES = 4096
 """Nodes one restriction may have (each becomes SQL; SQLite bounds statements)."""
@@ -57,231 +57,6 @@ _PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
 _STRING = pt.PT_UNICODE
 _BYTES = (pt.PT_BINARY, pt.PT_SVREID)
 _INTEGERS = (pt.PT_SHORT, pt.PT_LONG, pt.PT_I8)
-
-
-# -- what SQL knows of each kind of object ----------------------------------------------------
-@dataclass(frozen=True)
-class SqlProp:
-    """A computed property's SQL expression over its object's row (``{a}``: the alias)."""
-
-    expr: str
-    to_sql: Callable[[Any], Any] | None = None
-    """A restriction value in the expression's terms (an entry id's global counter)."""
-    from_sql: Callable[[Any], Any] | None = None
-    """The expression's value as the property's (``None``: by the tag's type)."""
-
-
-Reader = Callable[[Txn, int, list[PropKey]], dict[PropKey, Any]]
-
-
-@dataclass(frozen=True, eq=False)
-class Domain:
-    """One kind of object a restriction (or a table) runs over."""
-
-    name: str
-    table: str
-    id_column: str
-    props: str
-    """Its property rows (``message_props``, ...), keyed by ``id_column``."""
-    sql: dict[int, SqlProp]
-    python: frozenset[int] = frozenset()
-    """Computed properties without an SQL form: read with ``reader``, tested in Python."""
-    reader: Reader | None = None
-    parent: str = ""
-    """In a sub-object's table, the column naming the object it belongs to."""
-    subs: dict[str, Domain] = field(default_factory=dict)
-
-    def computed_tag(self, tag: int) -> int | None:
-        """The computed tag ``tag`` names (any type for ``PT_UNSPECIFIED``), or ``None``."""
-        if pt.prop_type(tag) != pt.PT_UNSPECIFIED:
-            return tag if tag in self.sql or tag in self.python else None
-        for known in itertools.chain(self.sql, self.python):
-            if pt.prop_id(known) == pt.prop_id(tag):
-                return known
-        return None
-
-
-def gc_of(eid: int) -> int:
-    """The global counter in a 64-bit id (0 stays 0)."""
-    return ids.split_eid(eid)[1] if eid else 0
-
-
-def eid_of(gc: int | None) -> int:
-    """``ids.make_eid(gc)``, the short way (tables convert a column of them)."""
-    if not gc:
-        return 0
-    return int.from_bytes(gc.to_bytes(6, "big"), "little") << 16 | ids.PRIVATE_REPLID
-
-
-def _eid_prop(column: str) -> SqlProp:
-    return SqlProp(f"coalesce({column}, 0)", gc_of, eid_of)
-
-
-_HAS_ATTACH = "EXISTS (SELECT 1 FROM attachments WHERE message_id = {a}.message_id)"
-MESSAGE_SQL = {
-    T.PidTagMid: _eid_prop("{a}.message_id"),
-    T.PidTagFolderId: _eid_prop("{a}.folder_id"),
-    T.PidTagChangeNumber: _eid_prop("{a}.change_number"),
-    T.PidTagInternetArticleNumber: SqlProp("coalesce({a}.uid, 0)"),
-    T.PidTagMessageSize: SqlProp("min({a}.size, 2147483647)"),
-    T.PidTagMessageSizeExtended: SqlProp("{a}.size"),
-    T.PidTagAssociated: SqlProp("{a}.associated"),
-    T.PidTagHasAttachments: SqlProp(_HAS_ATTACH),
-    T.PidTagMessageFlags: SqlProp(
-        f"(coalesce((SELECT value FROM message_props WHERE message_id = {{a}}.message_id "
-        f"AND tag = {T.PidTagMessageFlags}), 0) | ({{a}}.is_read * {MSGFLAG_READ}) | "
-        f"({{a}}.associated * {MSGFLAG_ASSOCIATED}) | ({_HAS_ATTACH} * {MSGFLAG_HASATTACH}))"),
-    T.PidTagAccess: SqlProp(str(computed.ACCESS_ALL)),
-    T.PidTagAccessLevel: SqlProp("1"),
-}
-_COUNT = "(SELECT count(*) FROM messages WHERE folder_id = {a}.folder_id"
-FOLDER_SQL = {
-    T.PidTagFolderId: _eid_prop("{a}.folder_id"),
-    T.PidTagParentFolderId: _eid_prop("{a}.parent_id"),
-    T.PidTagChangeNumber: _eid_prop("{a}.change_number"),
-    T.PidTagHierarchyChangeNumber: SqlProp("({a}.change_number & 4294967295)"),
-    T.PidTagDisplayName: SqlProp("{a}.name"),
-    T.PidTagFolderType: SqlProp("CASE WHEN {a}.parent_id IS NULL THEN 0 ELSE {a}.folder_type END"),
-    T.PidTagContentCount: SqlProp(_COUNT + " AND associated = 0)"),
-    T.PidTagContentUnreadCount: SqlProp(_COUNT + " AND associated = 0 AND is_read = 0)"),
-    T.PidTagAssociatedContentCount: SqlProp(_COUNT + " AND associated = 1)"),
-    T.PidTagMessageSizeExtended: SqlProp(
-        "(SELECT coalesce(sum(size), 0) FROM messages WHERE folder_id = {a}.folder_id)"),
-    T.PidTagFolderChildCount: SqlProp(
-        "(SELECT count(*) FROM folders WHERE parent_id = {a}.folder_id)"),
-    T.PidTagSubfolders: SqlProp("EXISTS (SELECT 1 FROM folders WHERE parent_id = {a}.folder_id)"),
-    T.PidTagAccess: SqlProp(str(computed.ACCESS_ALL)),
-    T.PidTagRights: SqlProp(str(computed.RIGHTS_OWNER)),
-}
-
-RECIPIENTS = Domain("recipient", "recipients", "recipient_id", "recipient_props",
-                    {T.PidTagRowid: SqlProp("{a}.row_id")}, parent="message_id")
-ATTACHMENTS = Domain("attachment", "attachments", "attach_id", "attachment_props",
-                     {T.PidTagAttachNumber: SqlProp("{a}.num")}, parent="message_id")
-MESSAGES = Domain("message", "messages", "message_id", "message_props", MESSAGE_SQL,
-                  frozenset(computed.MESSAGE_COMPUTED) - set(MESSAGE_SQL),
-                  computed.message_props,
-                  subs={"recipients": RECIPIENTS, "attachments": ATTACHMENTS})
-FOLDERS = Domain("folder", "folders", "folder_id", "folder_props", FOLDER_SQL,
-                 frozenset(computed.FOLDER_COMPUTED) - set(FOLDER_SQL), computed.folder_props)
-
-
-# -- text folding ------------------------------------------------------------------------------
-def fold(text: str) -> str:
-    """The caseless form of ``text`` (Unicode canonical caseless matching: "STRASSE" is "straße").
-
-    Composed again at the end (NFC), so "cafe" is not found inside "café".
-    """
-    if text.isascii():
-        return text.lower()
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).casefold())
-
-
-def loosen(text: str) -> str:
-    """Caseless, compatibility-decomposed and without non-spacing marks ("Café" → "cafe")."""
-    if text.isascii():
-        return text.lower()
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def stored_value(txn: Txn, tag: int, value: Any, blob: str | None) -> Any:
-    """A property row's value in its Python form, loading it from the blob store if kept there."""
-    if blob is not None:
-        raw = txn.blobs.get(txn.conn, blob)
-        value = raw.decode("utf-8") if pt.prop_type(tag) == _STRING else raw
-    return values.from_sql(tag, value)
-
-
-# -- Python evaluation from SQL ------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Leaf:
-    domain: Domain
-    tags: tuple[int, ...]
-    test: Callable[..., bool]
-
-
-_KEYS = itertools.count(1)
-_ACTIVE: dict[int, Evaluation] = {}
-
-
-@dataclass
-class Evaluation:
-    """The Python side of one query: leaves SQL hands back, and the first error they raised."""
-
-    txn: Txn
-    leaves: list[_Leaf] = field(default_factory=list)
-    error: BaseException | None = None
-    key: int = field(default_factory=lambda: next(_KEYS))
-
-
-@contextmanager
-def running(evaluation: Evaluation) -> Iterator[None]:
-    """Run queries of ``evaluation`` (SQL functions registered, its leaves reachable)."""
-    ensure_functions(evaluation.txn.conn)
-    _ACTIVE[evaluation.key] = evaluation
-    try:
-        yield
-    except sqlite3.OperationalError:
-        if evaluation.error is not None:
-            raise evaluation.error from None
-        raise
-    finally:
-        _ACTIVE.pop(evaluation.key, None)
-
-
-def ensure_functions(conn: sqlite3.Connection) -> None:
-    """Register ``gw_casefold``, ``gw_loose``, ``gw_leaf``, ``gw_object`` once per connection."""
-    try:
-        conn.execute("SELECT gw_casefold('')").fetchone()
-        return
-    except sqlite3.OperationalError:
-        pass
-    conn.create_function("gw_casefold", 1, _sql_text(fold), deterministic=True)
-    conn.create_function("gw_loose", 1, _sql_text(loosen), deterministic=True)
-    conn.create_function("gw_leaf", 5, _sql_leaf)
-    conn.create_function("gw_object", 3, _sql_object)
-    conn.create_function("gw_load", 4, _sql_load)
-
-
-def _sql_text(fn: Callable[[str], str]) -> Callable[[Any], Any]:
-    def apply(value: Any) -> Any:
-        return fn(value) if isinstance(value, str) else value
-    return apply
-
-
-def _guarded(key: int, run: Callable[[Evaluation], Any]) -> Any:
-    evaluation = _ACTIVE[key]
-    try:
-        return run(evaluation)
-    except Exception as exc:
-        if evaluation.error is None:
-            evaluation.error = exc
-        raise
-
-
-def _sql_leaf(key: int, index: int, value: Any, blob: str | None, tag: int) -> int:
-    """A leaf on one stored property row (multi-valued or in the blob store)."""
-    def run(ev: Evaluation) -> int:
-        return int(ev.leaves[index].test(stored_value(ev.txn, tag, value, blob)))
-    return int(_guarded(key, run))
-
-
-def _sql_object(key: int, index: int, object_id: int) -> int:
-    """A leaf on computed properties without an SQL form, read for the whole object."""
-    def run(ev: Evaluation) -> int:
-        leaf = ev.leaves[index]
-        assert leaf.domain.reader is not None
-        props = leaf.domain.reader(ev.txn, object_id, list(leaf.tags))
-        return int(leaf.test(*(props.get(tag) for tag in leaf.tags)))
-    return int(_guarded(key, run))
-
-
-def _sql_load(key: int, value: Any, blob: str | None, tag: int) -> Any:
-    """A property row's SQLite value, loaded from the blob store when kept there."""
-    def run(ev: Evaluation) -> Any:
-        return values.to_sql(tag, stored_value(ev.txn, tag, value, blob))
-    return _guarded(key, run)
 
 
 # -- compiling ------------------------------------------------------------------------------------
@@ -354,7 +129,7 @@ class _Compiler:
 
     # -- helpers shared by the leaves -----------------------------------------------------------
     def leaf(self, domain: Domain, tags: tuple[int, ...], test: Callable[..., bool]) -> int:
-        self.ev.leaves.append(_Leaf(domain, tags, test))
+        self.ev.leaves.append(Leaf(domain, tags, test))
         return len(self.ev.leaves) - 1
 
     def in_python(self, domain: Domain, alias: str, tags: tuple[int, ...],

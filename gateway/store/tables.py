@@ -46,18 +46,9 @@ from gateway.store import proptypes as pt
 from gateway.store import tags as T
 from gateway.store.errors import InvalidArgument, TooComplex
 from gateway.store.named import NamedProp
-from gateway.store.restriction_sql import (
-    FOLDERS,
-    MESSAGES,
-    Domain,
-    Evaluation,
-    Sql,
-    SqlProp,
-    compile_where,
-    join_sql,
-    running,
-    stored_value,
-)
+from gateway.store.restriction_domains import FOLDERS, MESSAGES, Domain, SqlProp
+from gateway.store.restriction_eval import Evaluation, running, stored_value
+from gateway.store.restriction_sql import Sql, compile_where, join_sql
 from gateway.store.restrictions import Restriction, resolve
 from gateway.store.txn import PropKey, Txn
 
