@@ -11,9 +11,8 @@ Best effort, by design. What it does:
   encapsulation, ``\\fromhtml1`` (through :func:`text_from_html`), or ordinary
   RTF with destinations (font table, pictures, field instructions, ...) skipped
   and ``\\'hh`` decoded in the current font's charset.
-- :func:`text_from_html` renders HTML as text with :mod:`html.parser`: block
-  elements end lines, list items get ``-`` or numbers, table cells tabs,
-  links become ``text <url>``, scripts and styles vanish.
+- :func:`text_from_html` (:mod:`gateway.convert.html_text`, re-exported
+  here) renders HTML as text.
 - :func:`rtf_from_html` / :func:`rtf_from_text` encapsulate the other way;
   :func:`html_from_rtf` and :func:`text_from_rtf` give the input back (HTML
   byte for byte; text with line ends as ``\\n``).
@@ -35,13 +34,13 @@ inflated with a size bound.
 
 from __future__ import annotations
 
-import codecs
 import html
 import re
-from html.parser import HTMLParser
 from typing import Any
 
 from gateway.convert import rtf as lzfu
+from gateway.convert.codepages import META_CHARSET, codec, codepage_of
+from gateway.convert.html_text import text_from_html
 from gateway.store import tags as T
 
 MAX_NESTING = 200
@@ -51,15 +50,6 @@ NATIVE_PLAIN, NATIVE_RTF, NATIVE_HTML = 1, 2, 3
 _CHARSET_CP = {0: 1252, 2: 1252, 77: 10000, 128: 932, 129: 949, 130: 1361, 134: 936, 136: 950,
                161: 1253, 162: 1254, 163: 1258, 177: 1255, 178: 1256, 186: 1257, 204: 1251,
                222: 874, 238: 1250, 255: 437}
-_CODEC = {65001: "utf-8", 20127: "ascii", 20866: "koi8-r", 21866: "koi8-u", 10000: "mac-roman",
-          50220: "iso2022-jp", 51932: "euc-jp", 54936: "gb18030", 1200: "utf-16-le",
-          1201: "utf-16-be", 932: "shift_jis", 936: "gbk", 950: "big5", 949: "cp949",
-          **{28590 + n: f"iso8859-{n}" for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 14, 15)}}
-_CODEPAGE = {codecs.lookup(name).name: number for number, name in _CODEC.items()} | {
-    "gb2312": 936, "euc_kr": 949, "big5hkscs": 950}
-_ALIASES = {"iso-8859-8-i": "iso8859-8", "iso-8859-6-i": "iso8859-6", "windows-874": "cp874",
-            "x-mac-roman": "mac-roman"}
-"""Charset names mail uses that Python's codec registry does not know."""
 _SKIP = frozenset(b"fonttbl colortbl stylesheet info pict header headerl headerr headerf footer "
                   b"footerl footerr footerf fldinst listtable listoverridetable revtbl rsidtbl "
                   b"themedata colorschememapping latentstyles datastore xmlnstbl filetbl object "
@@ -72,27 +62,6 @@ _CHARS = {b"par": "\n", b"line": "\n", b"sect": "\n", b"page": "\n", b"row": "\n
           b"{": "{", b"}": "}", b"\\": "\\"}
 _TOKEN = re.compile(rb"\\([a-zA-Z]{1,32})(-?\d{1,10})? ?|\\'([0-9a-fA-F]{2})|\\(.)|([{}])"
                     rb"|([^\\{}\r\n]+)|[\r\n]+|\\", re.S)
-_META = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9._:-]+)""", re.I)
-
-
-def codec(codepage: int | None, default: str = "cp1252") -> str:
-    """The Python codec for a Windows code page number (``default`` when unknown)."""
-    if codepage is None:
-        return default
-    try:
-        return codecs.lookup(_CODEC.get(codepage, f"cp{codepage}")).name
-    except LookupError:
-        return default
-
-
-def codepage_of(name: str) -> int | None:
-    """The Windows code page number of a charset name, if we know one."""
-    try:
-        norm = codecs.lookup(_ALIASES.get(name.lower(), name)).name
-    except LookupError:
-        return None
-    found = re.fullmatch(r"cp(\d+)", norm)
-    return _CODEPAGE.get(norm) or (int(found.group(1)) if found else None)
 
 
 # -- RTF reading ---------------------------------------------------------------------------------
@@ -261,108 +230,6 @@ def text_from_rtf(rtf: bytes) -> str:
     return text
 
 
-# -- HTML to text --------------------------------------------------------------------------------
-
-_BLOCKS = frozenset("address article aside blockquote center dd div dl dt fieldset figcaption "
-                    "figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section "
-                    "table tr ul".split())
-_PARAGRAPHS = frozenset("p h1 h2 h3 h4 h5 h6 blockquote pre table ul ol".split())
-_HIDDEN = frozenset("script style head title template noscript".split())
-
-
-class _TextParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.hidden = self.pre = 0
-        self.lists: list[list[Any]] = []
-        self.links: list[tuple[str, int]] = []
-
-    def newline(self, count: int = 1) -> None:
-        """End the line, so that ``count - 1`` blank lines follow what was written."""
-        have = 0
-        for piece in reversed(self.out):
-            ends = len(piece) - len(piece.rstrip("\n"))
-            have += ends
-            if ends < len(piece) or have >= count:
-                break
-        else:
-            return  # nothing written yet: no leading blank lines
-        if have < count:
-            self.out.append("\n" * (count - have))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN:
-            self.hidden += 1
-        elif tag == "br":
-            self.out.append("\n")
-        elif tag in _BLOCKS:
-            self.newline(2 if tag in _PARAGRAPHS and not self.lists else 1)
-        if tag == "pre":
-            self.pre += 1
-        elif tag in ("ul", "ol") and len(self.lists) < 64:
-            self.lists.append([tag, 0])
-        elif tag == "li" and self.lists:
-            self.lists[-1][1] += 1
-            kind, number = self.lists[-1]
-            bullet = "- " if kind == "ul" else f"{number}. "
-            self.out.append("  " * (len(self.lists) - 1) + bullet)
-        elif tag in ("td", "th") and self.out and not self.out[-1].endswith("\n"):
-            self.out.append("\t")
-        elif tag == "a" and len(self.links) < 64:
-            self.links.append((dict(attrs).get("href") or "", len(self.out)))
-        elif tag == "img" and (alt := dict(attrs).get("alt")):
-            self.handle_data(alt)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag == "a" and self.links:
-            href, start = self.links.pop()
-            label = "".join(self.out[start:]).strip()
-            target = href[7:] if href.lower().startswith("mailto:") else href
-            if href and not href.startswith(("#", "javascript:")) and target != label:
-                self.out.append(f" <{href}>" if label else href)
-        elif tag in _BLOCKS:
-            if tag in ("ul", "ol") and self.lists:
-                self.lists.pop()
-            if tag == "pre":
-                self.pre = max(0, self.pre - 1)
-            self.newline(2 if tag in _PARAGRAPHS and not self.lists else 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.hidden:
-            return
-        if not self.pre:
-            data = re.sub(r"[ \t\r\n\f\xa0]+", " ", data)
-            if not self.out or self.out[-1].endswith(("\n", "\t", " ")):
-                data = data.lstrip(" ")
-        if data:
-            self.out.append(data.replace("\xa0", " "))
-
-
-def text_from_html(html_body: bytes | str, codepage: int | None = None) -> str:
-    """Readable plain text of an HTML body (bytes in ``codepage``, or sniffed, or UTF-8)."""
-    if isinstance(html_body, bytes):
-        html_body = _decode_html(html_body, codepage)
-    parser = _TextParser()
-    parser.feed(html_body)
-    parser.close()
-    lines = [line.rstrip(" ") for line in "".join(parser.out).split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
-
-
-def _decode_html(data: bytes, codepage: int | None) -> str:
-    if codepage is None and (found := _META.search(data[:4096])):
-        codepage = codepage_of(found.group(1).decode("ascii", "replace"))
-    if codepage is not None:
-        return data.decode(codec(codepage), errors="replace")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", errors="replace")
-
-
 # -- writing RTF ---------------------------------------------------------------------------------
 
 _PROLOGUE = (b"{\\rtf1\\ansi\\ansicpg%d\\%s \\deff0{\\fonttbl\r\n{\\f0\\fswiss Arial;}\r\n"
@@ -387,7 +254,7 @@ def rtf_from_html(html_body: bytes | str, codepage: int | None = None) -> bytes:
         data = html_body.encode(codec(codepage, "utf-8"), errors="xmlcharrefreplace")
     else:
         data = html_body
-        if codepage is None and (found := _META.search(data[:4096])):
+        if codepage is None and (found := META_CHARSET.search(data[:4096])):
             codepage = codepage_of(found.group(1).decode("ascii", "replace"))
     parts = [_PROLOGUE % (codepage or 1252, b"fromhtml1")]
     hidden, pos = 0, 0

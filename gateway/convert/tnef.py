@@ -28,7 +28,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.convert.body import codec
+from gateway.convert.codepages import codec
 from gateway.store import tags as T
 from gateway.store import values
 from gateway.store.named import NamedProp
