@@ -1,0 +1,1 @@
+"""The autodiscover plugin."""

@@ -1,0 +1,1 @@
+"""The autodiscover plugin (under construction this session: declares no hooks yet)."""

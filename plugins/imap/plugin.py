@@ -1,0 +1,1 @@
+"""The imap plugin (under construction this session: declares no hooks yet)."""

@@ -1,0 +1,1 @@
+"""The smtp plugin (under construction this session: declares no hooks yet)."""
