@@ -20,6 +20,7 @@ from gateway.app import collect_routes
 from gateway.config import ConfigError
 from gateway.directory.cli import register_directory_commands
 from gateway.host import Host, build_host, make_plugin_manager
+from gateway.mail.cli import register as register_queue_commands
 from gateway.store.cli import register_mbox_commands
 
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
@@ -162,6 +163,7 @@ def _add_plugin_commands(group: click.Group) -> None:
 
 register_directory_commands(cli)
 register_mbox_commands(cli)
+register_queue_commands(cli)
 
 
 def main() -> None:

@@ -182,6 +182,10 @@ class Host:
         self.store: Any = None
         """The mailbox stores (:class:`gateway.store.Store`), open between ``startup()``
         and ``shutdown()``; their events go out through ``notifier``."""
+        self.mail: Any = None
+        """Outbound mail (:class:`gateway.mail.MailService`): submission and the queue
+        runner, running between ``startup()`` and ``shutdown()``."""
+        self._mail: Any = None
         self.config_dirs = list(config_dirs)
         self._environ = environ
 
@@ -234,6 +238,10 @@ class Host:
         section = self.config.directory
         self.directory = await Directory.open(section.url, self.data_dir, section.cache_ttl)
         self.store = self._open_store()
+        from gateway.mail import MailService
+
+        self._mail = self.mail = MailService(self)
+        await self._mail.start()
         await self.acall_each("gateway_startup", stop_on_error=True, host=self)
 
     def _open_store(self) -> Any:
@@ -250,6 +258,9 @@ class Host:
 
     async def shutdown(self) -> None:
         await self.acall_each("gateway_shutdown", stop_on_error=False, host=self)
+        if self._mail is not None:  # the one started here, even if a test swapped host.mail
+            await self._mail.stop()
+            self._mail = self.mail = None
         if self.store is not None:
             await self.store.close()
             self.store = None

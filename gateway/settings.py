@@ -14,6 +14,7 @@ from gateway.auth.settings import AuthSection, LdapSection
 from gateway.auth.spnego import SpnegoSection
 from gateway.config import option
 from gateway.net.proxy import parse_networks
+from gateway.mail.settings import MailSection
 from gateway.store.settings import StoreSection
 
 
@@ -91,4 +92,5 @@ def gateway_config_schema() -> Mapping[str, type]:
         "ldap": LdapSection,
         "spnego": SpnegoSection,
         "store": StoreSection,
+        "mail": MailSection,
     }

@@ -174,7 +174,12 @@ class Directory:
         """Forget every cached lookup (SIGHUP, or after a change made here)."""
         self._cache.clear()
 
-    async def _cached(self, key: Hashable, compute: Any) -> Any:
+    async def cached(self, key: Hashable, compute: Any) -> Any:
+        """``await compute()`` once per ``cache_ttl`` for ``key`` (misses for a short while).
+
+        Other parts of the gateway cache their own directory-derived lookups here, so
+        that SIGHUP and ``invalidate()`` forget them too.
+        """
         value = self._cache.get(key)
         if value is not MISS:
             return value
@@ -198,7 +203,7 @@ class Directory:
                 return LoginLookup(None, LoginLookup.NO_SUCH_USER)
             return LoginLookup(user, "")
 
-        result: LoginLookup = await self._cached(("login", name.lower()), compute)
+        result: LoginLookup = await self.cached(("login", name.lower()), compute)
         return result
 
     async def get_user(self, username: str) -> User | None:
@@ -210,7 +215,7 @@ class Directory:
             async with self.engine.connect() as conn:
                 return await load_user(conn, Users.username == username)
 
-        result: User | None = await self._cached(("user", username.lower()), compute)
+        result: User | None = await self.cached(("user", username.lower()), compute)
         return result
 
     async def realm_user(self, principal: str) -> User | None:
@@ -229,7 +234,7 @@ class Directory:
                     return None
                 return await load_user(conn, Users.id == ids.pop())
 
-        result: User | None = await self._cached(("realm", principal), compute)
+        result: User | None = await self.cached(("realm", principal), compute)
         return result
 
     async def org_params(self, org_id: int) -> dict[str, str]:
@@ -243,7 +248,7 @@ class Directory:
                     select(OrgParam.key, OrgParam.value).where(OrgParam.org_id == org_id))).all()
             return {key: value or "" for key, value in rows}
 
-        result: dict[str, str] = await self._cached(("org", org_id), compute)
+        result: dict[str, str] = await self.cached(("org", org_id), compute)
         return dict(result)
 
     async def denied_protocols(self, user: User) -> frozenset[str]:
@@ -259,5 +264,5 @@ class Directory:
                     .where(GatewayDeniedProtocols.user_id == user.id))).all()
             return frozenset(row[0].lower() for row in rows)
 
-        result: frozenset[str] = await self._cached(("denied", user.id), compute)
+        result: frozenset[str] = await self.cached(("denied", user.id), compute)
         return result

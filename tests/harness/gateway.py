@@ -99,6 +99,9 @@ def write_config(directory: Path, data_dir: Path, http: int, https: int, extra: 
     (directory / "50-test.toml").write_text(
         f'[gateway]\ndata_dir = "{data_dir}"\nlog_level = "debug"\ngrace_period = 5.0\n'
         f'[http]\nlisten = ["127.0.0.1:{http}"]\nlisten_tls = ["127.0.0.1:{https}"]\n'
+        # The line protocols' fixed default ports would collide between gateways of
+        # tests running side by side: a test that wants one names its ports in `extra`.
+        '[smtp]\ndelivery_listen = []\nsubmission_listen = []\nsubmission_listen_tls = []\n'
     )
     (directory / "60-test-extra.toml").write_text(extra)
 

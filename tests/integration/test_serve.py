@@ -286,7 +286,7 @@ def test_tls_handshake_garbage_leaves_tls_serving(gateway: RunningGateway) -> No
 @pytest.mark.parametrize(("extra", "message"), [
     ("[http]\nlisten = 8080\n", "[http] listen must be a list of str"),
     ("[http]\nlisten_tsl = []\n", "unknown key 'listen_tsl'"),
-    ("[imap]\nlisten = []\n", "unknown section [imap]"),
+    ("[imapp]\nlisten = []\n", "unknown section [imapp]"),
     ('[plugins]\nmodules = ["tests.plugins.probe", "tests.plugins.collide"]\n'
      '[probe]\nrecord_dir = "/tmp"\n', "route collision: plugin 'probe' serves '/probe'"),
     ('[http]\nlisten = ["127.0.0.1:notaport"]\n', "127.0.0.1:notaport"),
