@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gateway.store import folders, ids
+from gateway.store import folders, ids, mime_cache
 from gateway.store import tags as T
 from gateway.store.errors import InvalidArgument, InvalidValue, NotFound, TooBig
 from gateway.store.objects import COMPUTED_FLAGS, MSGFLAG_READ, NewMessage
@@ -97,6 +97,8 @@ def create(txn: Txn, folder_id: int | None, new: NewMessage,
     mime_blob = mime_size = None
     if new.mime is not None:
         mime_blob, mime_size = txn.blobs.put(txn.conn, new.mime), len(new.mime)
+        if folder_id is not None:
+            mime_cache.derive_on_create(txn, mime_blob, new.mime)
     txn.conn.execute(
         "INSERT INTO messages (message_id, folder_id, parent_attach_id, associated, uid, "
         "change_number, created_cn, read_cn, modseq, pcl, is_read, mime_blob, mime_size) "
@@ -131,7 +133,8 @@ def _take_uid(txn: Txn, folder_id: int) -> int:
 def computed_size(txn: Txn, message_id: int) -> int:
     """A message's size: its properties, recipients and attachments (embedded messages
     included) — or its original Internet bytes, when those are larger (delivered mail
-    is counted at least as what arrived, for quotas and ``PidTagMessageSize``)."""
+    is counted at least as what arrived, for quotas and ``PidTagMessageSize``). MIME
+    rendered from MAPI for IMAP (``mime_rendered``) is a view and does not count."""
     conn = txn.conn
     size = txn.props_size("message_props", message_id)
     size += int(conn.execute(
@@ -144,9 +147,9 @@ def computed_size(txn: Txn, message_id: int) -> int:
     size += int(conn.execute(
         "SELECT total(m.size) FROM attachments a JOIN messages m ON m.parent_attach_id = "
         "a.attach_id WHERE a.message_id = ?", (message_id,)).fetchone()[0])
-    mime = conn.execute("SELECT mime_size FROM messages WHERE message_id = ?",
+    mime = conn.execute("SELECT mime_size, mime_rendered FROM messages WHERE message_id = ?",
                         (message_id,)).fetchone()
-    return max(size, int(mime[0] or 0) if mime else 0)
+    return max(size, int(mime[0] or 0) if mime and not mime[1] else 0)
 
 
 def _update_size(txn: Txn, message_id: int) -> int:
@@ -312,9 +315,9 @@ def _copy_one(txn: Txn, mid: int, dest_folder: int | None, parent_attach_id: int
     txn.conn.execute(
         "INSERT INTO messages (message_id, folder_id, parent_attach_id, associated, uid, "
         "change_number, created_cn, read_cn, modseq, pcl, is_read, imap_deleted, size, "
-        "mime_blob, mime_size) SELECT ?, ?, ?, associated, ?, ?, ?, CASE WHEN is_read THEN ? "
-        "ELSE 0 END, ?, ?, is_read, 0, size, mime_blob, mime_size FROM messages "
-        "WHERE message_id = ?",
+        "mime_blob, mime_size, mime_rendered) SELECT ?, ?, ?, associated, ?, ?, ?, CASE WHEN "
+        "is_read THEN ? ELSE 0 END, ?, ?, is_read, 0, size, mime_blob, mime_size, "
+        "mime_rendered FROM messages WHERE message_id = ?",
         (new_id, dest_folder, parent_attach_id, uid, cn, cn, cn, cn,
          ids.pcl_pack([ids.xid(txn.info.replica, cn)]), mid))
     blob = txn.conn.execute("SELECT mime_blob, size FROM messages WHERE message_id = ?",

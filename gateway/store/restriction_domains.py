@@ -80,6 +80,19 @@ def _eid_prop(column: str) -> SqlProp:
     return SqlProp(f"coalesce({column}, 0)", gc_of, eid_of)
 
 
+# Columns of a message row IMAP searches and sorts on that have no MAPI property: tags in the
+# provider-defined, non-transmittable range (MS-OXPROPS 1.3.3) that no MAPI property uses. They
+# exist only here, for restrictions, sort keys and table columns; reading a message does not
+# return them, and a client's own value under such a tag is shadowed in tables.
+PidTagGatewayImapDeleted = 0x60F0000B
+"""IMAP ``\\Deleted`` (``messages.imap_deleted``), PT_BOOLEAN."""
+PidTagGatewayModseq = 0x60F10014
+"""IMAP MODSEQ (``messages.modseq``, RFC 7162), PT_I8."""
+PidTagGatewayRfc822Size = 0x60F20014
+"""IMAP RFC822.SIZE: the Internet message's size, else the MAPI size, PT_I8."""
+PidTagGatewayRead = 0x60F3000B
+"""The read state (``messages.is_read``, IMAP ``\\Seen``) without the rest of the flags."""
+
 _HAS_ATTACH = "EXISTS (SELECT 1 FROM attachments WHERE message_id = {a}.message_id)"
 MESSAGE_SQL = {
     T.PidTagMid: _eid_prop("{a}.message_id"),
@@ -96,6 +109,10 @@ MESSAGE_SQL = {
         f"({{a}}.associated * {MSGFLAG_ASSOCIATED}) | ({_HAS_ATTACH} * {MSGFLAG_HASATTACH}))"),
     T.PidTagAccess: SqlProp(str(computed.ACCESS_ALL)),
     T.PidTagAccessLevel: SqlProp("1"),
+    PidTagGatewayImapDeleted: SqlProp("{a}.imap_deleted"),
+    PidTagGatewayModseq: SqlProp("{a}.modseq"),
+    PidTagGatewayRfc822Size: SqlProp("coalesce({a}.mime_size, {a}.size)"),
+    PidTagGatewayRead: SqlProp("{a}.is_read"),
 }
 _COUNT = "(SELECT count(*) FROM messages WHERE folder_id = {a}.folder_id"
 FOLDER_SQL = {

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from gateway.store.errors import CorruptStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Property rows: ``value`` holds the SQLite form; a large string or binary is a
 # blob instead (``value`` NULL, ``blob`` its hash, ``size`` its length).
@@ -29,6 +29,18 @@ _PROPS = """(
 # counts event after each write does not read every message row of a big folder.
 _READ_STATE_INDEX = ("CREATE INDEX messages_folder_read ON messages "
                      "(folder_id, associated, is_read)")
+
+# Version 3: what IMAP derives from a message's Internet bytes (part offsets, ENVELOPE,
+# BODYSTRUCTURE), cached per MIME blob. Blobs are content-addressed, so a row never goes
+# stale; ``version`` is the deriving code's, and a row goes with its blob. And
+# ``messages.mime_rendered``: the MIME blob was rendered from MAPI (gateway/store/
+# mime_cache.py), a view of the message that does not count in its size.
+_MIME_STRUCTURES = ("CREATE TABLE mime_structures (hash TEXT PRIMARY KEY, version INTEGER "
+                    "NOT NULL, size INTEGER NOT NULL, crlf INTEGER NOT NULL, envelope BLOB "
+                    "NOT NULL, body BLOB NOT NULL, bodystructure BLOB NOT NULL, tree BLOB "
+                    "NOT NULL)")
+_MIME_STRUCTURES_GC = ("CREATE TRIGGER mime_structures_gc AFTER DELETE ON blobs BEGIN "
+                       "DELETE FROM mime_structures WHERE hash = OLD.hash; END")
 
 CREATE = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -71,7 +83,8 @@ CREATE TABLE messages (
     imap_deleted INTEGER NOT NULL DEFAULT 0,
     size INTEGER NOT NULL DEFAULT 0,
     mime_blob TEXT,
-    mime_size INTEGER
+    mime_size INTEGER,
+    mime_rendered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX messages_folder_uid ON messages (folder_id, associated, uid);
 CREATE INDEX messages_folder_cn ON messages (folder_id, change_number);
@@ -128,6 +141,8 @@ CREATE TABLE blobs (
     refcount INTEGER NOT NULL,
     data BLOB
 ) WITHOUT ROWID;
+{_MIME_STRUCTURES};
+{_MIME_STRUCTURES_GC};
 """
 
 Upgrade = Callable[[sqlite3.Connection], None]
@@ -137,8 +152,19 @@ def _add_read_state_index(conn: sqlite3.Connection) -> None:
     conn.execute(_READ_STATE_INDEX)
 
 
+def _add_mime_structures(conn: sqlite3.Connection) -> None:
+    # IF NOT EXISTS / the column check: a store made by this code and set back to an
+    # older version (as the upgrade tests do) already has them.
+    conn.execute(_MIME_STRUCTURES.replace("TABLE", "TABLE IF NOT EXISTS", 1))
+    conn.execute(_MIME_STRUCTURES_GC.replace("TRIGGER", "TRIGGER IF NOT EXISTS", 1))
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "mime_rendered" not in columns:
+        conn.execute("ALTER TABLE messages ADD COLUMN mime_rendered INTEGER NOT NULL DEFAULT 0")
+
+
 UPGRADES: dict[int, Upgrade] = {
     2: _add_read_state_index,
+    3: _add_mime_structures,
 }
 """``{version: step}``: the step that brings a store from ``version - 1`` to ``version``.
 A step runs inside the upgrade's transaction; it must not commit."""
