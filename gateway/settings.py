@@ -13,8 +13,8 @@ from gateway import hookimpl
 from gateway.auth.settings import AuthSection, LdapSection
 from gateway.auth.spnego import SpnegoSection
 from gateway.config import option
-from gateway.net.proxy import parse_networks
 from gateway.mail.settings import MailSection
+from gateway.net.proxy import parse_networks
 from gateway.store.settings import StoreSection
 
 

@@ -25,7 +25,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, select, union
+from sqlalchemy import Select, func, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -216,6 +216,22 @@ class Directory:
                 return await load_user(conn, Users.username == username)
 
         result: User | None = await self.cached(("user", username.lower()), compute)
+        return result
+
+    async def domain_users(self, domain: str) -> list[str]:
+        """Primary addresses of the users of ``domain`` (case-insensitive), sorted."""
+        if not plausible_name(domain):
+            return []
+
+        async def compute() -> list[str]:
+            async with self.engine.connect() as conn:
+                rows = await conn.execute(
+                    select(Users.username).join(Domains, Domains.id == Users.domain_id)
+                    .where(func.lower(Domains.domainname) == domain.lower())
+                    .order_by(Users.username))
+                return [row[0] for row in rows]
+
+        result: list[str] = await self.cached(("domain-users", domain.lower()), compute)
         return result
 
     async def realm_user(self, principal: str) -> User | None:

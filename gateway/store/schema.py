@@ -34,7 +34,9 @@ _READ_STATE_INDEX = ("CREATE INDEX messages_folder_read ON messages "
 # BODYSTRUCTURE), cached per MIME blob. Blobs are content-addressed, so a row never goes
 # stale; ``version`` is the deriving code's, and a row goes with its blob. And
 # ``messages.mime_rendered``: the MIME blob was rendered from MAPI (gateway/store/
-# mime_cache.py), a view of the message that does not count in its size.
+# mime_cache.py), a view of the message that does not count in its size. And an index
+# on MODSEQ, so an IMAP session's poll after a change reads only the changed rows.
+_MODSEQ_INDEX = "CREATE INDEX messages_folder_modseq ON messages (folder_id, modseq)"
 _MIME_STRUCTURES = ("CREATE TABLE mime_structures (hash TEXT PRIMARY KEY, version INTEGER "
                     "NOT NULL, size INTEGER NOT NULL, crlf INTEGER NOT NULL, envelope BLOB "
                     "NOT NULL, body BLOB NOT NULL, bodystructure BLOB NOT NULL, tree BLOB "
@@ -143,6 +145,7 @@ CREATE TABLE blobs (
 ) WITHOUT ROWID;
 {_MIME_STRUCTURES};
 {_MIME_STRUCTURES_GC};
+{_MODSEQ_INDEX};
 """
 
 Upgrade = Callable[[sqlite3.Connection], None]
@@ -160,6 +163,7 @@ def _add_mime_structures(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
     if "mime_rendered" not in columns:
         conn.execute("ALTER TABLE messages ADD COLUMN mime_rendered INTEGER NOT NULL DEFAULT 0")
+    conn.execute(_MODSEQ_INDEX.replace("INDEX", "INDEX IF NOT EXISTS", 1))
 
 
 UPGRADES: dict[int, Upgrade] = {

@@ -4,7 +4,8 @@ The messages are those of the search program (:mod:`plugins.imap.search`).
 ARRIVAL and SIZE alone are column values: the contents table sorts them in
 SQL. Otherwise the sort values come from one contents-table read of just the
 columns the criteria need (subject, dates, sender, RFC822.SIZE), plus one
-query for the first To / Cc recipients when asked, and are ordered in Python,
+query for the first To / Cc recipients when asked
+(:func:`gateway.store.parts.first_recipients`), and are ordered in Python,
 since RFC 5256's keys (the base subject of section 2.1, the address's
 mailbox part, the sent date falling back to the arrival date) are not column
 values. The last tie-breaker is the sequence number (UID order).
@@ -12,7 +13,6 @@ values. The last tie-breaker is the sequence number (UID order).
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_left
 from collections.abc import Callable
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.store import tables
+from gateway.store import parts, tables
 from gateway.store import tags as T
 from gateway.store.restriction_domains import PidTagGatewayRfc822Size
 from gateway.store.restriction_eval import fold
@@ -114,7 +114,7 @@ def _mailbox_part(address: str) -> str:
 
 
 def _person(row: dict[Any, Any], tags: tuple[int, int, int]) -> tuple[str, str]:
-    name, smtp, email = (row.get(tag) for tag in tags)
+    name, smtp, email = row.get(tags[0]), row.get(tags[1]), row.get(tags[2])
     address = smtp if isinstance(smtp, str) and smtp else email if isinstance(email, str) else ""
     return (name if isinstance(name, str) else ""), address or ""
 
@@ -128,24 +128,9 @@ def _sender(row: dict[Any, Any]) -> tuple[str, str]:
 
 def _recipients(txn: Txn, message_ids: list[int], rtype: int) -> dict[int, tuple[str, str]]:
     """The first recipient of type ``rtype`` of each message: (display name, address)."""
-    rows = txn.conn.execute(
-        "SELECT r.message_id, r.recipient_id, rp.tag, rp.value FROM recipients r "
-        "JOIN recipient_props rp ON rp.recipient_id = r.recipient_id "
-        "WHERE r.message_id IN (SELECT value FROM json_each(?)) AND rp.tag IN (?, ?, ?, ?) "
-        "ORDER BY r.message_id, r.row_id",
-        (json.dumps(message_ids), T.PidTagRecipientType, T.PidTagDisplayName,
-         T.PidTagSmtpAddress, T.PidTagEmailAddress)).fetchall()
-    people: dict[int, dict[int, dict[int, Any]]] = {}
-    for mid, rid, tag, value in rows:
-        people.setdefault(mid, {}).setdefault(rid, {})[tag] = value
-    first: dict[int, tuple[str, str]] = {}
-    for mid, recipients in people.items():
-        for props in recipients.values():
-            if props.get(T.PidTagRecipientType) == rtype:
-                first[mid] = _person(props, (T.PidTagDisplayName, T.PidTagSmtpAddress,
-                                             T.PidTagEmailAddress))
-                break
-    return first
+    return {message_id: _person(props, (T.PidTagDisplayName, T.PidTagSmtpAddress,
+                                        T.PidTagEmailAddress))
+            for message_id, props in parts.first_recipients(txn, message_ids, rtype).items()}
 
 
 def _display(person: tuple[str, str] | None) -> str:
@@ -167,7 +152,7 @@ _IN_SQL = {"ARRIVAL": T.PidTagMessageDeliveryTime, "SIZE": PidTagGatewayRfc822Si
 """Criteria that are plain column values, sorted by the table itself."""
 
 
-def _value(name: str, row: dict[Any, Any]) -> Any:
+def _value(name: str, row: dict[Any, Any], subjects: dict[str, str]) -> Any:
     if name == "ARRIVAL":
         return row.get(T.PidTagMessageDeliveryTime) or _EPOCH
     if name == "DATE":
@@ -176,7 +161,11 @@ def _value(name: str, row: dict[Any, Any]) -> Any:
     if name == "SIZE":
         return row.get(PidTagGatewayRfc822Size) or 0
     if name == "SUBJECT":
-        return fold(base_subject(row.get(T.PidTagSubject) or ""))
+        subject = row.get(T.PidTagSubject) or ""
+        found = subjects.get(subject)
+        if found is None:  # a thread's messages share a subject: its base is found once
+            found = subjects[subject] = fold(base_subject(subject))
+        return found
     name_part, address = _sender(row)
     return fold(_mailbox_part(address)) if name == "FROM" else fold(name_part or address)
 
@@ -193,8 +182,9 @@ def _sort_values(txn: Txn, folder_id: int, uids: list[int], criteria: tuple[str,
     recipients = {kind: _recipients(txn, ids, _RECIPIENT_TYPES[kind])
                   for kind in criteria if kind in _RECIPIENT_TYPES}
     out = []
+    subjects: dict[str, str] = {}
     for row in rows:
-        values = {name: _value(name, row) for name in criteria if name in _COLUMNS}
+        values = {name: _value(name, row, subjects) for name in criteria if name in _COLUMNS}
         for kind, people in recipients.items():
             person = people.get(row["id"])
             values[kind] = (_display(person) if kind == "DISPLAYTO"

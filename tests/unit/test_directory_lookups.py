@@ -210,3 +210,12 @@ def test_user_repr_hides_the_password_hash() -> None:
                 homeserver=0, display_type=0, display_name="", org_id=0)
     assert "$6$" not in repr(user)
     assert LoginLookup(user, "").user is user
+
+
+async def test_domain_users_lists_primary_addresses_of_one_domain(directory: Directory) -> None:
+    await cases.populate(directory)
+    assert await directory.domain_users("Example.TEST") == ["alice@example.test",
+                                                            "bob@example.test"]
+    assert await directory.domain_users("other.test") == ["carol@other.test"]
+    assert await directory.domain_users("nowhere.test") == []
+    assert await directory.domain_users("bad domain\x00") == []
