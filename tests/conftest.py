@@ -4,6 +4,9 @@ pytest_plugins = [
     "tests.harness.services",
     "tests.harness.gateway",
     "tests.harness.store",
+    "tests.harness.imap",
+    "tests.harness.dovecot",
+    "tests.harness.postfix",
 ]
 
 # Property tests: the same examples on every run (CI must not turn red on a case a

@@ -101,6 +101,7 @@ def write_config(directory: Path, data_dir: Path, http: int, https: int, extra: 
         f'[http]\nlisten = ["127.0.0.1:{http}"]\nlisten_tls = ["127.0.0.1:{https}"]\n'
         # The line protocols' fixed default ports would collide between gateways of
         # tests running side by side: a test that wants one names its ports in `extra`.
+        '[imap]\nlisten = []\nlisten_tls = []\n'
         '[smtp]\ndelivery_listen = []\nsubmission_listen = []\nsubmission_listen_tls = []\n'
     )
     (directory / "60-test-extra.toml").write_text(extra)

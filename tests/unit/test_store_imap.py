@@ -113,3 +113,105 @@ async def test_bad_flags_and_foreign_ids_are_refused(store: Store, mbox: Mailbox
     from gateway.store import NotFound
     with pytest.raises(NotFound):
         await mbox.write(imap.store_flags, INBOX, [foreign + 1000], ["\\Seen"], "add")
+
+
+# -- the mailbox model's additions: folder tree, subscriptions, \Recent, poll, APPEND ----------
+
+async def test_folder_tree_carries_class_hidden_subscription_and_rights(store: Store,
+                                                                        mbox: Mailbox) -> None:
+    from gateway.store.permissions import DEFAULT, REVIEWER, Grant, Permissions
+    from gateway.store.rights import ALL, FREE_BUSY_TIME_ONLY
+
+    rows = {row.folder_id: row for row in await mbox.read(imap.folder_tree)}
+    assert rows[INBOX].container_class == "IPF.Note" and rows[INBOX].subscribed
+    assert rows[int(Private.YAMMER_ROOT)].hidden and rows[INBOX].rights == int(ALL)
+    assert rows[INBOX].parent_id == int(Private.IPM_SUBTREE) and rows[INBOX].name == "Inbox"
+    await mbox.write(imap.set_subscribed, INBOX, False)
+    key = (await mbox.folder(INBOX))[T.PidTagChangeKey]
+    assert not {r.folder_id: r for r in await mbox.read(imap.folder_tree)}[INBOX].subscribed
+    assert (await mbox.folder(INBOX))[T.PidTagChangeKey] == key  # no MAPI change
+    await mbox.write(imap.set_subscribed, INBOX, True)
+    assert {r.folder_id: r for r in await mbox.read(imap.folder_tree)}[INBOX].subscribed
+    await Permissions(mbox).set_acl(INBOX, "bob@example.org", REVIEWER)
+    seen = {r.folder_id: r.rights for r in await mbox.read(imap.folder_tree, "bob@example.org")}
+    assert seen[INBOX] == int(REVIEWER)
+    assert seen[int(Private.CALENDAR)] == int(FREE_BUSY_TIME_ONLY)  # the default entry
+    assert seen[int(Private.SENT_ITEMS)] == 0
+    await Permissions(mbox).set_acl(int(Private.SENT_ITEMS), DEFAULT, REVIEWER)
+    seen = {r.folder_id: r.rights for r in await mbox.read(imap.folder_tree, "carol@x.org")}
+    assert seen[int(Private.SENT_ITEMS)] == int(REVIEWER) and seen[INBOX] == 0
+    await Permissions(mbox).set_grant("carol@x.org", Grant(full_access=True))
+    seen = {r.folder_id: r.rights for r in await mbox.read(imap.folder_tree, "carol@x.org")}
+    assert seen[INBOX] == int(ALL)
+
+
+async def test_subscription_names_noselect_and_recent_floor(mbox: Mailbox) -> None:
+    assert await mbox.read(imap.subscriptions) == []
+    await mbox.write(imap.set_subscription, "Other Users/b@x.org/INBOX", True)
+    await mbox.write(imap.set_subscription, "Gone", True)
+    await mbox.write(imap.set_subscription, "Gone", True)
+    assert await mbox.read(imap.subscriptions) == ["Gone", "Other Users/b@x.org/INBOX"]
+    await mbox.write(imap.set_subscription, "Gone", False)
+    assert await mbox.read(imap.subscriptions) == ["Other Users/b@x.org/INBOX"]
+    folder = await mbox.create_folder(INBOX, "P", "IPF.Note")
+    child = await mbox.create_folder(folder, "C", "IPF.Note")
+    await mbox.create_messages(folder, [NewMessage({T.PidTagSubject: "x"})] * 2)
+    assert await mbox.write(imap.make_noselect, folder) == 2
+    rows = {r.folder_id: r for r in await mbox.read(imap.folder_tree)}
+    assert rows[folder].noselect and not rows[child].noselect
+    await mbox.write(imap.clear_noselect, folder)
+    assert not {r.folder_id: r for r in await mbox.read(imap.folder_tree)}[folder].noselect
+    # \Recent: the first claim gets everything, the next only what arrived since.
+    await add(mbox, 3)
+    status = await mbox.read(imap.status, INBOX)
+    assert status.recent == 3 and status.recent_floor == 1
+    assert await mbox.write(imap.claim_recent, INBOX) == 1
+    assert (await mbox.read(imap.status, INBOX)).recent == 0
+    await add(mbox, 1)
+    assert await mbox.write(imap.claim_recent, INBOX) == status.uidnext
+    assert await mbox.write(imap.claim_recent, INBOX) == status.uidnext + 1
+
+
+async def test_changes_is_one_counter_read_when_nothing_changed(mbox: Mailbox) -> None:
+    a, b, c = await add(mbox, 3)
+    status, items, last = await mbox.read(imap.select, INBOX)
+    assert [i.message_id for i in items] == [a, b, c] and status.messages == 3
+    assert status.unseen == 3 and status.highest_modseq == max(i.modseq for i in items)
+    assert await mbox.read(imap.changes, INBOX, last) is None
+    await mbox.set_read([b])
+    await mbox.delete_messages([c], hard=True)
+    (d,) = await add(mbox, 1)
+    found = await mbox.read(imap.changes, INBOX, last)
+    assert found is not None and found.exists and found.count == 3
+    assert [i.message_id for i in found.changed] == [b, d]
+    assert found.vanished == [items[2].uid] and found.last_cn > last
+    assert await mbox.read(imap.changes, INBOX, found.last_cn) is None
+    assert await mbox.read(imap.uids_of, INBOX) == [items[0].uid, items[1].uid,
+                                                     found.changed[1].uid]
+    await mbox.delete_folder(await mbox.create_folder(INBOX, "T"), hard=True)
+    other = await mbox.create_folder(INBOX, "Gone")
+    mark = await mbox.last_change_number()
+    await mbox.delete_folder(other, hard=True)
+    gone = await mbox.read(imap.changes, other, mark)
+    assert gone is not None and not gone.exists
+    assert await mbox.read(imap.pruned_cn) == 0
+
+
+async def test_append_sets_flags_in_one_change(mbox: Mailbox, store_events: list) -> None:
+    message = NewMessage({T.PidTagSubject: "hello", T.PidNameKeywords: ["FromHeader"]},
+                         mime=b"Subject: hello\r\n\r\nbody\r\n")
+    store_events.clear()
+    uid, mid = await mbox.write(imap.append, INBOX, message,
+                                ["\\Seen", "\\Answered", "$Forwarded", "\\Draft", "\\Flagged",
+                                 "\\Deleted", "Work"])
+    assert [e.kind for e in store_events if e.object_id == mid] == ["object_created"]
+    (item,) = await mbox.read(imap.listing, INBOX)
+    assert item.uid == uid and item.message_id == mid
+    assert item.flags == {"\\Seen", "\\Answered", "$Forwarded", "\\Draft", "\\Flagged",
+                          "\\Deleted", "Work", "FromHeader"}
+    assert (await mbox.read(imap.status, INBOX)).deleted == 1
+    assert await mbox.read(imap.uids_of_ids, [mid]) == {mid: (INBOX, uid)}
+    assert await mbox.read(imap.uidvalidity, INBOX) == (await mbox.read(
+        imap.status, INBOX)).uidvalidity
+    with pytest.raises(InvalidArgument):
+        await mbox.write(imap.append, INBOX, NewMessage({}), ["\\Recent"])
