@@ -52,7 +52,12 @@ run: install
 	@echo "               printf 'secret\\n' | $(BIN)/gateway user add alice@example.test --password-stdin"
 	@echo "  Mailboxes:   $(BIN)/gateway mbox import alice@example.test Inbox ~/mail.mbox   (.eml, mbox, Maildir)"
 	@echo "               $(BIN)/gateway mbox stats alice@example.test"
-	@echo "  Clients:     no protocol plugin is built yet (IMAP, SMTP, EWS, EAS, DAV come next)."
+	@echo "  IMAP:        127.0.0.1:1143 (STARTTLS) and 127.0.0.1:1993 (TLS), e.g."
+	@echo "               curl --cacert var/tls/selfsigned.crt --ssl-reqd imaps://127.0.0.1:1993/INBOX -u alice@example.test:secret"
+	@echo "  SMTP:        submission 127.0.0.1:1587 (STARTTLS) and :1465 (TLS); delivery (LMTP/SMTP) 127.0.0.1:2424"
+	@echo "               swaks --server 127.0.0.1:1587 --tls --tls-ca-path var/tls/selfsigned.crt -au alice@example.test -ap secret \\"
+	@echo "                     --from alice@example.test --to alice@example.test"
+	@echo "  Queue:       $(BIN)/gateway queue list"
 	$(BIN)/gateway serve
 
 test: install
@@ -70,6 +75,8 @@ bench: install
 	$(BIN)/python -m tests.bench.store_ops
 	$(BIN)/python -m tests.bench.convert_mail
 	$(BIN)/python -m tests.bench.convert_ical
+	$(BIN)/python -m tests.bench.imap_dovecot
+	$(BIN)/python -m tests.bench.lmtp_dovecot
 
 clean:
 	rm -rf $(VENV) var
