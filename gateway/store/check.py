@@ -119,6 +119,15 @@ def _check_messages(txn: Txn, problems: list[str]) -> None:
             "SELECT f.folder_id, f.uidnext, max(m.uid) FROM folders f JOIN messages m "
             "ON m.folder_id = f.folder_id GROUP BY f.folder_id HAVING max(m.uid) >= f.uidnext"):
         problems.append(f"folder {fid}: uidnext {uidnext} is not above its highest UID {top}")
+    for fid, kept, counted in conn.execute(
+            "SELECT f.folder_id, printf('%d/%d/%d', f.content_count, f.unread_count, "
+            "f.associated_count), printf('%d/%d/%d', total(m.associated = 0), "
+            "total(m.associated = 0 AND m.is_read = 0), total(m.associated <> 0)) "
+            "FROM folders f LEFT JOIN messages m ON m.folder_id = f.folder_id "
+            "GROUP BY f.folder_id"):
+        if kept != counted:
+            problems.append(f"folder {fid}: counts (content/unread/associated) {kept} kept, "
+                            f"{counted} counted")
 
 
 def check_store(txn: Txn) -> tuple[list[str], list[str]]:

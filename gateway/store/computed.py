@@ -34,12 +34,12 @@ MessageRow = tuple[Any, ...]
 
 
 def _folder_counts(txn: Txn, fid: int) -> tuple[int, int, int]:
-    # Three range counts over the (folder_id, associated, is_read) index.
-    count = "SELECT count(*) FROM messages WHERE folder_id = ? AND associated = ?"
-    normal = txn.conn.execute(count, (fid, 0)).fetchone()[0]
-    unread = txn.conn.execute(count + " AND is_read = 0", (fid, 0)).fetchone()[0]
-    fai = txn.conn.execute(count, (fid, 1)).fetchone()[0]
-    return int(normal), int(unread), int(fai)
+    # Kept by triggers on messages (gateway/store/schema.py, version 4).
+    row = txn.conn.execute("SELECT content_count, unread_count, associated_count "
+                           "FROM folders WHERE folder_id = ?", (fid,)).fetchone()
+    if row is None:
+        return 0, 0, 0
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def _child_count(txn: Txn, fid: int) -> int:

@@ -316,7 +316,8 @@ def test_import_stats_check_export(tmp_path: Path) -> None:
     ("refcount", "has refcount 7 but 1 reference"), ("blob row", "but has no row"),
     ("blob file", "is missing"), ("size", "recomputed"),
     ("cycle", "folder 25 is in a cycle"), ("uidnext", "folder 13: uidnext 1 is not above"),
-    ("total", "total size is 5, its messages add up to")])
+    ("total", "total size is 5, its messages add up to"),
+    ("counts", "counts (content/unread/associated) 9/1/0 kept")])
 def test_check_finds_damage(tmp_path: Path, damage: str, found: str) -> None:
     conf, data = _conf(tmp_path)
     assert _run(conf, "create", "--no-directory", "u@example.test").exit_code == 0
@@ -340,6 +341,7 @@ def test_check_finds_damage(tmp_path: Path, damage: str, found: str) -> None:
             "cycle": "UPDATE folders SET parent_id = 26 WHERE folder_id = 25",
             "uidnext": "UPDATE folders SET uidnext = 1 WHERE folder_id = 13",
             "total": "UPDATE meta SET value = 5 WHERE key = 'total_size'",
+            "counts": "UPDATE folders SET content_count = 9 WHERE folder_id = 13",
         }
         statement = statements[damage]
         if statement is None:

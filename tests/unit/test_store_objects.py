@@ -263,3 +263,28 @@ async def test_delivery_time_defaults_to_now(mbox: Mailbox) -> None:
     stamp = (await mbox.message(mid, [T.PidTagMessageDeliveryTime]))[
         T.PidTagMessageDeliveryTime]
     assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+
+
+async def test_folder_counts_kept_by_triggers_match_the_messages(mbox: Mailbox) -> None:
+    from gateway.store.check import check_store
+
+    work = await mbox.create_folder(INBOX, "Counted")
+    ids = [await mbox.create_message(work, note(f"m{i}")) for i in range(6)]
+    await mbox.create_message(work, NewMessage(props={T.PidTagMessageClass: "IPM.Rule"},
+                                               associated=True))
+    await mbox.set_read(ids[:2])
+    await mbox.set_read(ids[:1], False)
+    moved = await mbox.move_messages(ids[2:4], INBOX)
+    await mbox.copy_messages(list(moved.values()), work)
+    await mbox.delete_messages([ids[4]])
+    await mbox.delete_messages([ids[5]], hard=True)
+    await mbox.set_message_props(ids[1], {T.PidTagMessageFlags: 0})  # unread through flags
+    copy = await mbox.copy_folder(work, int(Private.IPM_SUBTREE), "Counted copy")
+    props = await mbox.folder(work)
+    assert (props[T.PidTagContentCount], props[T.PidTagContentUnreadCount],
+            props[T.PidTagAssociatedContentCount]) == (4, 4, 1)
+    assert (await mbox.folder(copy))[T.PidTagContentCount] == 4
+    await mbox.empty_folder(work, associated=True)
+    await mbox.delete_folder(copy, hard=True)
+    problems, _ = await mbox.read(check_store)
+    assert problems == []
