@@ -179,9 +179,13 @@ def listing(txn: Txn, folder_id: int, changed_since: int = 0,
     where = f"m.folder_id = ? AND m.associated = 0 AND m.modseq > ?{only}"
     args: tuple[object, ...] = (folder_id, changed_since,
                                 *([] if message_ids is None else [_json(message_ids)]))
+    # After ANALYZE, SQLite prefers walking the folder's UID index in order over the
+    # MODSEQ range and sorting: every poll after a change then read all the folder's
+    # rows (2 ms at 10,000 messages) to return one.
+    index = " INDEXED BY messages_folder_modseq" if changed_since else ""
     rows = txn.conn.execute(
         "SELECT m.uid, m.message_id, m.modseq, m.is_read, m.imap_deleted, "
-        f"coalesce(m.mime_size, m.size) FROM messages m WHERE {where} ORDER BY m.uid",
+        f"coalesce(m.mime_size, m.size) FROM messages m{index} WHERE {where} ORDER BY m.uid",
         args).fetchall()
     keywords = _keywords_tag(txn) or -1
     answered = txn.resolve(ImapAnswered) or -1
@@ -494,8 +498,8 @@ def changes(txn: Txn, folder_id: int, since: int) -> Changes | None:
         return None
     if not folders.exists(txn, folder_id):
         return Changes(last, False, [], [], 0)
-    count = txn.conn.execute("SELECT count(*) FROM messages WHERE folder_id = ? "
-                             "AND associated = 0", (folder_id,)).fetchone()[0]
+    count = txn.conn.execute("SELECT content_count FROM folders WHERE folder_id = ?",
+                             (folder_id,)).fetchone()[0]
     return Changes(last, True, listing(txn, folder_id, since), vanished(txn, folder_id, since),
                    int(count))
 

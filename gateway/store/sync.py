@@ -233,10 +233,19 @@ def contents(txn: Txn, folder_id: int, state: str | None, max_items: int = MAX_I
     _check_expired(txn, old.cn)
     assoc = {"contents": " AND associated = 0", "associated": " AND associated = 1",
              "all": ""}[scope]
+    columns = ("SELECT max(change_number, read_cn), 0, message_id, change_number, created_cn, "
+               "is_read, uid FROM messages ")
+    if old.cn == 0:
+        changed = f"{columns}WHERE folder_id = :f{assoc} "
+    else:
+        # Each condition through its own index: with "change_number > :c OR read_cn > :c"
+        # SQLite scans the whole table (1 ms at 10,000 messages, for any small change).
+        changed = (f"{columns}INDEXED BY messages_folder_cn WHERE folder_id = :f{assoc} "
+                   "AND change_number > :c UNION "
+                   f"{columns}INDEXED BY messages_folder_read_cn WHERE folder_id = :f{assoc} "
+                   "AND read_cn > :c ")
     rows = txn.conn.execute(
-        "SELECT max(change_number, read_cn), 0, message_id, change_number, created_cn, "
-        f"is_read, uid FROM messages WHERE folder_id = :f{assoc} "
-        "AND (change_number > :c OR read_cn > :c) "
+        changed +
         "UNION ALL SELECT change_number, 1, object_id, change_number, created_cn, 0, uid "
         f"FROM tombstones WHERE folder_id = :f AND is_folder = 0{assoc} AND change_number > :c "
         "ORDER BY 1", {"f": folder_id, "c": old.cn})
