@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gateway import hookimpl
+from gateway.discovery import DiscoveryRequest, Endpoint, listener_port
 from gateway.host import Host
 from gateway.net import Connection, TcpService
 from plugins.imap.limits import ConnectionLimits
@@ -65,3 +66,17 @@ def gateway_tcp_services(host: Host) -> Sequence[TcpService]:
         # counted by ImapService.handle, which says BYE rather than closing silently
         max_connections_per_address=0,
     )]
+
+
+@hookimpl
+def gateway_autodiscover_endpoints(host: Host, request: DiscoveryRequest) -> Sequence[Endpoint]:
+    """IMAP listeners for AutoDiscover and autoconfig: implicit TLS first, then STARTTLS."""
+    section: ImapSection = host.config.imap
+    found = []
+    for listeners, socket_type in ((section.listen_tls, "SSL"), (section.listen, "STARTTLS")):
+        for listener in listeners[:1]:
+            port = listener_port(listener)
+            if port:
+                found.append(Endpoint("IMAP", server=request.host, port=port,
+                                      settings={"SocketType": socket_type}))
+    return found

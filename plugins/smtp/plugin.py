@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gateway import hookimpl
+from gateway.discovery import DiscoveryRequest, Endpoint, listener_port
 from gateway.host import Host
 from gateway.mail.delivery import local_hostname
 from gateway.net import Connection, TcpService
@@ -62,3 +63,18 @@ def gateway_tcp_services(host: Host) -> Sequence[TcpService]:
                                  settings.submission_listen, settings.submission_listen_tls,
                                  starttls=True))
     return services
+
+
+@hookimpl
+def gateway_autodiscover_endpoints(host: Host, request: DiscoveryRequest) -> Sequence[Endpoint]:
+    """Submission listeners for AutoDiscover and autoconfig: implicit TLS first."""
+    settings: SmtpSection = host.config.smtp
+    found = []
+    for listeners, socket_type in ((settings.submission_listen_tls, "SSL"),
+                                   (settings.submission_listen, "STARTTLS")):
+        for listener in listeners[:1]:
+            port = listener_port(listener)
+            if port:
+                found.append(Endpoint("SMTP", server=request.host, port=port,
+                                      settings={"SocketType": socket_type}))
+    return found

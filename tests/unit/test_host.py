@@ -118,7 +118,7 @@ def test_hook_gateway_autodiscover_endpoints(probe_host: Host) -> None:
     request = DiscoveryRequest("alice@example.org", "outlook", "https://mail.example.org/")
     found = probe_host.call_each("gateway_autodiscover_endpoints", host=probe_host,
                                  request=request)
-    assert [(p, [e.url for e in eps]) for p, eps in found] == [
+    assert [(p, [e.url for e in eps]) for p, eps in found if p == "probe"] == [
         ("probe", ["https://mail.example.org/EWS/Exchange.asmx"])]
 
 
