@@ -58,6 +58,8 @@ run: install
 	@echo "               swaks --server 127.0.0.1:1587 --tls --tls-ca-path var/tls/selfsigned.crt -au alice@example.test -ap secret \\"
 	@echo "                     --from alice@example.test --to alice@example.test"
 	@echo "  Queue:       $(BIN)/gateway queue list"
+	@echo "  Discovery:   printf 'secret\\n' | $(BIN)/gateway autodiscover check alice@example.test --password-stdin \\"
+	@echo "                 --url https://127.0.0.1:8443/autodiscover/autodiscover.xml --cafile var/tls/selfsigned.crt"
 	$(BIN)/gateway serve
 
 test: install
