@@ -66,8 +66,16 @@ def gateway_command(config_dir: Path) -> list[str]:
     return [sys.executable, "-m", "gateway", "--config-dir", str(config_dir), "serve"]
 
 
+QUIET_LISTENERS = (
+    "[imap]\nlisten = []\nlisten_tls = []\n"
+    "[smtp]\ndelivery_listen = []\nsubmission_listen = []\nsubmission_listen_tls = []\n")
+"""The line protocols' fixed default ports off: a benchmark names the ports it measures
+(in ``extra``, a later fragment) and never collides with a gateway already running."""
+
+
 def write_gateway_config(directory: Path, http_port: int, extra: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "00-quiet.toml").write_text(QUIET_LISTENERS)
     (directory / "bench.toml").write_text(
         f'[gateway]\ndata_dir = "{directory.parent / "data"}"\nlog_level = "info"\n'
         f'[http]\nlisten = ["127.0.0.1:{http_port}"]\nlisten_tls = []\n' + extra
