@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plugins.imap.errors import Bad
+from plugins.imap.fetch_data import SectionSpec
 from plugins.imap.parser import Token, tokenize
 
 SIMPLE = frozenset({"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY",
@@ -54,8 +55,6 @@ class Item:
 
 
 def _section_spec(section: str) -> Any:
-    from plugins.imap.fetch_data import SectionSpec
-
     fields: list[str] | None = None
     text = section
     if "(" in section:

@@ -21,6 +21,7 @@ from plugins.imap.args import MAX_NUMBER64, Args, describe, format_date_time, nu
 from plugins.imap.attributes import NEEDS_INFO, Item, parse_items
 from plugins.imap.cmd_mailbox import tree_call
 from plugins.imap.errors import Bad, No
+from plugins.imap.seqset import SequenceSet, format_set
 from plugins.imap.sets import selected_uids, seq_of
 
 if TYPE_CHECKING:
@@ -74,7 +75,6 @@ class _FlagsText:
 
 async def _send_vanished(session: Session, requested_text: str, since: int) -> None:
     from gateway.store import imap as store_imap
-    from plugins.imap.seqset import SequenceSet, format_set
 
     sel = session.selected
     gone = await sel.mbox.read(store_imap.vanished, sel.entry.folder_id, since)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from plugins.imap import responses as R
 from plugins.imap.args import Args
 from plugins.imap.errors import Bad, No
+from plugins.imap.mailboxes import MailboxError
 
 if TYPE_CHECKING:
     from plugins.imap.commands import Result
@@ -23,7 +24,6 @@ _T = TypeVar("_T")
 @contextmanager
 def mailbox_errors() -> Iterator[None]:
     """``MailboxError`` from the tree as a tagged NO with its response code."""
-    from plugins.imap.mailboxes import MailboxError
 
     try:
         yield

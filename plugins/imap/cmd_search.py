@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from plugins.imap import search as searching
+from plugins.imap import sort as sorting
 from plugins.imap.args import Args
 from plugins.imap.errors import Bad, No
+from plugins.imap.search import SelectedView
 
 if TYPE_CHECKING:
     from plugins.imap.commands import Result
@@ -19,28 +22,24 @@ if TYPE_CHECKING:
 
 
 def _view(session: Session) -> Any:
-    from plugins.imap.search import SelectedView
-
     sel = session.selected
     return SelectedView(sel.entry.folder_id, sel.uids, list(session.saved_uids),
                         recent=frozenset(sel.recent_uids()), flags=sel.known_flags())
 
 
 async def _search(session: Session, tag: str, args: Args, uid: bool) -> Result:
-    from plugins.imap import search
-
     tokens = args.rest()
     try:
-        query = search.parse_search(tokens, utf8=session.utf8)
-    except search.BadCharset as exc:
+        query = searching.parse_search(tokens, utf8=session.utf8)
+    except searching.BadCharset as exc:
         raise No(str(exc), "BADCHARSET (UTF-8 US-ASCII)") from None
-    except search.SearchSyntaxError as exc:
+    except searching.SearchSyntaxError as exc:
         raise Bad(f"SEARCH: {exc}") from None
     if query.uses_modseq:
         session.condstore_seen = True
     view = _view(session)
-    result = await search.run_search(session.selected.mbox, view, query)
-    for line in search.search_response(tag, result, query, view, uid=uid, esearch=session.rev2):
+    result = await searching.run_search(session.selected.mbox, view, query)
+    for line in searching.search_response(tag, result, query, view, uid=uid, esearch=session.rev2):
         session.send(line)
     if result.saved is not None:
         session.saved_uids = list(result.saved)
@@ -56,15 +55,12 @@ async def uid_search(session: Session, tag: str, args: Args) -> Result:
 
 
 async def _sort(session: Session, tag: str, args: Args, uid: bool) -> Result:
-    from plugins.imap import search
-    from plugins.imap import sort as sorting
-
     tokens = args.rest()
     try:
         query = sorting.parse_sort(tokens, utf8=session.utf8)
-    except search.BadCharset as exc:
+    except searching.BadCharset as exc:
         raise No(str(exc), "BADCHARSET (UTF-8 US-ASCII)") from None
-    except search.SearchSyntaxError as exc:
+    except searching.SearchSyntaxError as exc:
         raise Bad(f"SORT: {exc}") from None
     view = _view(session)
     ordered = await sorting.run_sort(session.selected.mbox, view, query)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from plugins.imap.args import MAX_NUMBER64, Args, describe, number_of
 from plugins.imap.cmd_mailbox import find, tree_call
 from plugins.imap.errors import Bad, No
+from plugins.imap.selected import SelectedMailbox
+from plugins.imap.seqset import SequenceSet
 from plugins.imap.sets import selected_uids
 
 if TYPE_CHECKING:
@@ -43,8 +45,6 @@ def _qresync(session: Session, params: list) -> tuple:
 
 
 def _check_set(text: str) -> None:
-    from plugins.imap.seqset import SequenceSet
-
     try:
         if SequenceSet.parse(text).is_saved:
             raise ValueError("'$' is not allowed here")
@@ -53,7 +53,6 @@ def _check_set(text: str) -> None:
 
 
 async def _open(session: Session, args: Args, readonly: bool) -> Result:
-    from plugins.imap.selected import SelectedMailbox
     from plugins.imap.session import SELECTED
 
     name = args.mailbox(utf8=session.utf8)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from plugins.imap.args import MAX_NUMBER64, Args, describe, number_of
 from plugins.imap.cmd_mailbox import find, tree_call
 from plugins.imap.errors import Bad, No
+from plugins.imap.seqset import format_set
 from plugins.imap.sets import selected_uids
 
 if TYPE_CHECKING:
@@ -42,8 +43,6 @@ def _writable(session: Session) -> None:
 
 
 async def _store(session: Session, args: Args, uid: bool) -> Result:
-    from plugins.imap.seqset import format_set
-
     text = args.atom("a sequence set")
     unchangedsince: int | None = None
     modifiers = args.optional_list()
@@ -104,8 +103,6 @@ async def _target(session: Session, args: Args) -> tuple[str, Any]:
 
 
 async def _copy(session: Session, args: Args, uid: bool, move: bool) -> Result:
-    from plugins.imap.seqset import format_set
-
     text, entry = await _target(session, args)
     if move:
         _writable(session)

@@ -22,6 +22,7 @@ from gateway.net import ConnectionClosed, IdleTimeout, NetError
 from plugins.imap import responses as R
 from plugins.imap.capabilities import capabilities
 from plugins.imap.errors import Answered, CommandFailed, No
+from plugins.imap.mailboxes import MailboxError, MailboxTree
 from plugins.imap.parser import Command, CommandError, CommandReader
 
 if TYPE_CHECKING:
@@ -206,7 +207,6 @@ class Session:
         """
         if self.selected is None:
             return
-        from plugins.imap.mailboxes import MailboxError
 
         try:
             lines = await self.selected.poll(expunges=expunges, qresync=self.qresync,
@@ -236,8 +236,6 @@ class Session:
         self.user = user
         self.mailbox_owner = target or user
         try:
-            from plugins.imap.mailboxes import MailboxTree
-
             self.tree = await MailboxTree.load(self.host, self.mailbox_owner,
                                                show_all=self.config.show_all_folders)
         except BaseException:

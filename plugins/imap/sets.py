@@ -6,6 +6,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from plugins.imap.errors import Bad
+from plugins.imap.seqset import SequenceSet
 
 if TYPE_CHECKING:
     from plugins.imap.session import Session
@@ -18,7 +19,6 @@ def selected_uids(session: Session, text: str, *, uid: bool) -> list[int]:
     mailbox is BAD (RFC 9051 section 9, seq-number); UIDs that do not exist are
     left out silently.
     """
-    from plugins.imap.seqset import SequenceSet
 
     uids = session.selected.uids
     try:
