@@ -349,6 +349,11 @@ class Mailbox:
             return [messages.create(txn, folder_id, m) for m in batch]
         return await self.write(run)
 
+    async def replace_message(self, message_id: int, message: NewMessage,
+                              keep: Iterable[PropKey] = ()) -> int:
+        """Replace a message's whole content, keeping its id (see :func:`messages.replace`)."""
+        return await self.write(messages.replace, message_id, message, tuple(keep))
+
     async def message(self, message_id: int, keys: Iterable[PropKey] | None = None, *,
                       user: str | Owner | None = OWNER) -> dict[PropKey, Any]:
         """A message's properties, stored and computed; access properties as for

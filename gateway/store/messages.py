@@ -19,6 +19,7 @@ from typing import Any
 from gateway.store import folders, ids, mime_cache
 from gateway.store import tags as T
 from gateway.store.errors import InvalidArgument, InvalidValue, NotFound, TooBig
+from gateway.store.named import DAV_NAME
 from gateway.store.objects import COMPUTED_FLAGS, MSGFLAG_READ, NewMessage
 from gateway.store.parts import (
     MAX_ATTACHMENTS,
@@ -215,6 +216,54 @@ def set_props(txn: Txn, message_id: int, props: Mapping[PropKey, Any]) -> int:
     return cn
 
 
+KEPT_ON_REPLACE = (T.PidTagCreationTime, T.PidTagMessageDeliveryTime)
+"""Properties a message keeps when its whole content is replaced."""
+
+
+def replace(txn: Txn, message_id: int, new: NewMessage,
+            keep: Iterable[PropKey] = ()) -> int:
+    """Replace a top-level message's whole content (properties, recipients, attachments and
+    original MIME) by ``new``, as a PUT of a calendar object or vCard does; returns the new CN.
+
+    The message keeps its id, UID, read state, creation time and the ``keep`` properties,
+    and gets a new change number, so every protocol sees one change of one object.
+    """
+    folder_id = require(txn, message_id)[0]
+    if folder_id is None:
+        raise InvalidArgument(f"message {message_id} is embedded; replace its parent")
+    if len(new.recipients) > MAX_RECIPIENTS:
+        raise TooBig(f"more than {MAX_RECIPIENTS} recipients")
+    if len(new.attachments) > MAX_ATTACHMENTS:
+        raise TooBig(f"more than {MAX_ATTACHMENTS} attachments")
+    kept = txn.read_props("message_props", message_id, [*KEPT_ON_REPLACE, *keep])
+    _delete_recipients(txn, message_id)
+    for (attach_id,) in txn.conn.execute("SELECT attach_id FROM attachments WHERE message_id = ?",
+                                         (message_id,)).fetchall():
+        _destroy_attachment(txn, attach_id)
+    txn.delete_all_props("message_props", message_id)
+    old_mime = txn.conn.execute("SELECT mime_blob FROM messages WHERE message_id = ?",
+                                (message_id,)).fetchone()[0]
+    mime_blob = mime_size = None
+    if new.mime is not None:
+        mime_blob, mime_size = txn.blobs.put(txn.conn, new.mime), len(new.mime)
+        mime_cache.derive_on_create(txn, mime_blob, new.mime)
+    if old_mime is not None:
+        txn.blobs.release(txn.conn, old_mime, txn.doomed_files)
+    txn.conn.execute("UPDATE messages SET mime_blob = ?, mime_size = ?, mime_rendered = 0 "
+                     "WHERE message_id = ?", (mime_blob, mime_size, message_id))
+    props = dict(new.props)
+    flags = props.pop(T.PidTagMessageFlags, 0) or 0
+    if not isinstance(flags, int):
+        raise InvalidValue(T.PidTagMessageFlags, "an integer")
+    props.update(kept)
+    props[T.PidTagMessageFlags] = flags & ~COMPUTED_FLAGS
+    txn.write_props("message_props", message_id, props)
+    _write_recipients(txn, message_id, new.recipients)
+    for attachment in new.attachments:
+        _add_attachment(txn, message_id, attachment, 0)
+    return _stamp(txn, message_id)
+
+
 def _destroy(txn: Txn, message_id: int) -> tuple[Any, ...]:
     """Remove a message's rows (recipients, attachments, embedded messages, blobs)."""
     _delete_recipients(txn, message_id)
@@ -245,16 +294,27 @@ def delete(txn: Txn, message_ids: Iterable[int], hard: bool = True) -> list[int]
             move(txn, elsewhere, wastebasket)
         mids = [mid for mid in mids if mid not in set(elsewhere)]
     for mid in mids:
+        name = _dav_name(txn, mid)
         folder_id, associated, uid, created_cn, size, _ = _destroy(txn, mid)
         cn = txn.next_cn()
         txn.conn.execute(
             "INSERT INTO tombstones (object_id, folder_id, is_folder, associated, uid, created_cn,"
-            " change_number, deleted_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
-            (mid, folder_id, associated, uid, created_cn, cn, int(time.time())))
+            " change_number, deleted_at, name) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            (mid, folder_id, associated, uid, created_cn, cn, int(time.time()), name))
         txn.add_size(-int(size))
         txn.touched_folders.add(folder_id)
         txn.event("object_deleted", folder_id, mid, cn, uid=uid)
     return mids
+
+
+def _dav_name(txn: Txn, message_id: int) -> str | None:
+    """The DAV name of a message, which its tombstone keeps (a DAV sync reports it)."""
+    tag = txn.resolve(DAV_NAME)
+    if tag is None:
+        return None
+    row = txn.conn.execute("SELECT value FROM message_props WHERE message_id = ? AND tag = ?",
+                           (message_id, tag)).fetchone()
+    return None if row is None else row[0]
 
 
 def move(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, int]:
@@ -288,8 +348,9 @@ def move(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, in
         gone = txn.next_cn()
         txn.conn.execute(
             "INSERT INTO tombstones (object_id, folder_id, is_folder, associated, uid, created_cn,"
-            " change_number, deleted_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",
-            (mid, folder_id, associated, uid, created_cn, gone, int(time.time())))
+            " change_number, deleted_at, name) VALUES (?, ?, 0, ?, ?, ?, ?, ?, ?)",
+            (mid, folder_id, associated, uid, created_cn, gone, int(time.time()),
+             _dav_name(txn, new_id)))
         txn.touched_folders.update((folder_id, dest_folder))
         txn.event("object_moved", dest_folder, new_id, cn, old_folder_id=folder_id,
                   old_object_id=mid, old_uid=uid, uid=new_uid)

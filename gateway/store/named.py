@@ -32,3 +32,7 @@ class NamedProp:
 PSETID_GATEWAY = UUID("6f0c1b7e-2a5d-4c0e-9a53-1d2f8b6e4c71")
 """Property set of the gateway's own named properties (IMAP flags MAPI cannot hold,
 vCard UIDs and member lists, ...), so they never collide with Microsoft's."""
+
+DAV_NAME = NamedProp(PSETID_GATEWAY, "DavResourceName", 0x001F)
+"""On a message: the last URL segment a DAV client gave it (PT_UNICODE). Kept in the
+message's tombstone too, so a DAV sync can name what was deleted."""

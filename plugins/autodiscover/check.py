@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import click
 from lxml import etree
 
-from plugins.autodiscover.xmlsafe import BadXml, parse
+from gateway.xmlsafe import BadXml, parse
 
 NS_REQUEST = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"
 NS_OUTLOOK = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"

@@ -21,9 +21,9 @@ from starlette.responses import Response
 from gateway.auth.http import PRINCIPAL
 from gateway.discovery import DiscoveryRequest, Endpoint
 from gateway.host import Host
+from gateway.xmlsafe import BadXml, BodyTooLarge, parse, read_body, text_of
 from plugins.autodiscover import resolve
 from plugins.autodiscover.render import XmlWriter, bytes_response, error_id, error_time
-from plugins.autodiscover.xmlsafe import BadXml, BodyTooLarge, parse, read_body, text_of
 
 NS_RESPONSE = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
 NS_OUTLOOK_REQUEST = "http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006"

@@ -21,9 +21,9 @@ from gateway.auth.http import PRINCIPAL
 from gateway.directory.models import Domains
 from gateway.discovery import DiscoveryRequest, Endpoint
 from gateway.host import Host
+from gateway.xmlsafe import BadXml, BodyTooLarge, parse, read_body
 from plugins.autodiscover import resolve
 from plugins.autodiscover.render import sub, xml_response
-from plugins.autodiscover.xmlsafe import BadXml, BodyTooLarge, parse, read_body
 
 NS = "http://schemas.microsoft.com/exchange/2010/Autodiscover"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
