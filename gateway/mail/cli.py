@@ -44,6 +44,9 @@ def _run(ctx: click.Context, work: Callable[[Any], Awaitable[R]], *, started: bo
         await host.startup()
         try:
             service = getattr(host, "mail", None) or MailService(host)
+            # The command works alone: the queue runner the host started would race it for
+            # the message locks (a flushed message could still be "queued" when listed).
+            await service.stop()
             host.mail = service
             return await work(service)
         finally:
