@@ -59,6 +59,8 @@ run: install
 	@echo "  SMTP:        submission 127.0.0.1:1587 (STARTTLS) and :1465 (TLS); delivery (LMTP/SMTP) 127.0.0.1:2424"
 	@echo "               swaks --server 127.0.0.1:1587 --tls --tls-ca-path var/tls/selfsigned.crt -au alice@example.test -ap secret \\"
 	@echo "                     --from alice@example.test --to alice@example.test"
+	@echo "  CalDAV/CardDAV: http://127.0.0.1:8080/dav/ (or /.well-known/caldav), e.g."
+	@echo "               curl -u alice@example.test:secret -X PROPFIND -H 'Depth: 1' http://127.0.0.1:8080/dav/calendars/alice@example.test/"
 	@echo "  Queue:       $(BIN)/gateway queue list"
 	@echo "  Discovery:   printf 'secret\\n' | $(BIN)/gateway autodiscover check alice@example.test --password-stdin \\"
 	@echo "                 --url https://127.0.0.1:8443/autodiscover/autodiscover.xml --cafile var/tls/selfsigned.crt"

@@ -83,7 +83,7 @@ def run(duration: float, rounds: int, connections: int) -> dict[str, float]:
         port = free_port()
         write_gateway_config(work / "conf", port,
                              '[plugins]\nmodules = ["tests.bench.trivial", '
-                             '"tests.plugins.endpoints"]\ndisabled = ["imap"]\n'
+                             '"tests.plugins.endpoints"]\ndisabled = ["imap", "dav"]\n'
                              '[auth]\ncache_ttl = 3600.0\n'
                              '[smtp]\ndelivery_listen = []\nsubmission_listen = []\n'
                              'submission_listen_tls = []\n')

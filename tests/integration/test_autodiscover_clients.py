@@ -49,7 +49,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     factory = GatewayFactory(tmp_path_factory.mktemp("autodiscover"))
     try:
         gw = factory(
-            '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap"]\n'
+            '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap", "dav"]\n'
             '[auth]\nfailure_delay = 0.0\n'
             '[smtp]\nsubmission_listen = ["127.0.0.1:{port_sub}"]\n'
             'submission_listen_tls = ["127.0.0.1:{port_subs}"]\n',

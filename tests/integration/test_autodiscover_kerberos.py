@@ -47,7 +47,7 @@ def setup(krb5_realm: Krb5Realm, tmp_path_factory: pytest.TempPathFactory) -> It
         factory = GatewayFactory(tmp / "gateways")
         try:
             gw = factory(
-                '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap"]\n'
+                '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap", "dav"]\n'
                 '[auth]\nfailure_delay = 0.0\n'
                 f'[spnego]\nenabled = true\nkeytab = "{realm.keytab}"\n'
                 'realm_domains = {{ "EXAMPLE.ORG" = "example.org" }}\n')

@@ -33,7 +33,7 @@ def cli(gw: RunningGateway, *args: str,
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, ...]]:
     factory = GatewayFactory(tmp_path_factory.mktemp("nodes"))
     try:
-        common = ('[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap"]\n'
+        common = ('[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap", "dav"]\n'
                   '[auth]\nfailure_delay = 0.0\n')
         node_a = factory(common + '[autodiscover]\nserver_id = "node1"\n')
         node_b = factory(common + '[autodiscover]\nserver_id = "node2"\n')

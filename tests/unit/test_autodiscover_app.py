@@ -82,7 +82,7 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
     conf.mkdir(exist_ok=True)
     (conf / "50-test.toml").write_text(
         f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n'
-        '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap"]\n'
+        '[plugins]\nmodules = ["tests.plugins.endpoints"]\ndisabled = ["imap", "dav"]\n'
         '[auth]\nfailure_delay = 0.0\n[directory]\ncache_ttl = 0.0\n'
         '[autodiscover]\nserver_id = "node1"\n'
         '[smtp]\ndelivery_listen = []\nsubmission_listen = ["127.0.0.1:1587"]\n'
@@ -414,7 +414,7 @@ async def test_forwarded_host_only_from_trusted_proxies(tmp_path: Path) -> None:
 async def test_external_host_wins_and_disabled_plugins_leave(tmp_path: Path) -> None:
     conf = write_config(tmp_path, '[autodiscover]\nexternal_host = "mx.example.com:8443"\n'
                         '[endpoints]\nprotocols = ["EWS"]\n')
-    (conf / "70-more.toml").write_text('[plugins]\ndisabled = ["imap", "smtp"]\n')
+    (conf / "70-more.toml").write_text('[plugins]\ndisabled = ["imap", "smtp", "dav"]\n')
     host = build_host([conf], environ={})
     await host.startup()
     try:
@@ -441,7 +441,7 @@ async def test_hook_gateway_autodiscover_endpoints_entries_follow_the_enabled_pl
     """POX lists exactly what the enabled plugins contribute: with the test plugin's
     endpoints off, the smtp plugin's submission listeners; with smtp disabled, nothing."""
     seen = []
-    for index, disabled in enumerate(('["imap"]', '["imap", "smtp"]')):
+    for index, disabled in enumerate(('["imap", "dav"]', '["imap", "smtp", "dav"]')):
         (tmp_path / str(index)).mkdir()
         conf = write_config(tmp_path / str(index), "[endpoints]\nprotocols = []\n")
         (conf / "70-disabled.toml").write_text(f"[plugins]\ndisabled = {disabled}\n")

@@ -1,0 +1,1 @@
+"""The CalDAV/CardDAV plugin: calendars, task lists and address books of the store over WebDAV."""

@@ -1,0 +1,36 @@
+"""DELETE of an item or of a collection a user made.
+
+Both go to Deleted Items, as deleting in Outlook does, so other protocols see
+the same; the default folders (Calendar, Tasks, Contacts) cannot be deleted.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.store import Private
+from gateway.store.rights import Rights
+from plugins.dav import body, collections, resources, scheduling
+from plugins.dav.errors import DavError
+from plugins.dav.resources import Collection, Context, Item
+
+
+async def handle(ctx: Context, request: Request) -> Response:
+    res = await resources.resolve(ctx, request.url.path)
+    if isinstance(res, Item):
+        if res.ref is None:
+            raise DavError(404, message="no such item")
+        body.check_preconditions(request, res.ref.etag)
+        resources.require(res.collection.rights, Rights.DELETE_ANY, "delete this item")
+        await scheduling.before_delete(ctx, res.collection, res.ref)
+        await res.collection.mbox.delete_messages([res.ref.id], hard=False)
+        return Response(status_code=204)
+    if isinstance(res, Collection):
+        if res.folder.id in collections.FIXED or res.folder.id == int(Private.IPM_SUBTREE):
+            raise DavError(403, message="a default folder cannot be deleted")
+        if res.owner != ctx.user:
+            resources.require(res.rights, Rights.FOLDER_OWNER, "delete this collection")
+        await res.mbox.delete_folder(res.folder.id, hard=False)
+        return Response(status_code=204)
+    raise DavError(403, message="this resource cannot be deleted")

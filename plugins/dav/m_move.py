@@ -1,0 +1,57 @@
+"""MOVE of an item to another collection of the same kind in the same store (RFC 4918 9.9).
+
+The message moves (a deletion in the source, an addition in the target for every
+protocol) and keeps the name given by the Destination header. Moving
+collections, or across stores, is refused with 403 / 502.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.store import dav
+from gateway.store.rights import Rights
+from gateway.store.txn import Txn
+from plugins.dav import body, paths, resources
+from plugins.dav.errors import DavError
+from plugins.dav.resources import Context, Item
+
+
+async def handle(ctx: Context, request: Request) -> Response:
+    res = await resources.resolve(ctx, request.url.path)
+    if not isinstance(res, Item) or res.ref is None:
+        raise DavError(403 if not isinstance(res, Item) else 404,
+                       message="only items can be moved")
+    destination = request.headers.get("destination", "")
+    if not destination:
+        raise DavError(400, message="MOVE needs a Destination header")
+    target_path = urlsplit(destination).path
+    where = paths.parse(target_path, ctx.base)
+    if where.kind != "item" or where.home != res.collection.home:
+        raise DavError(403, message="the destination is not an item of the same kind")
+    if where.owner != res.collection.owner:
+        raise DavError(502, message="moving between users' stores is not supported")
+    target = await resources.resolve(ctx, target_path)
+    assert isinstance(target, Item)
+    body.check_preconditions(request, res.ref.etag)
+    overwrite = request.headers.get("overwrite", "T").upper() != "F"
+    if target.ref is not None and not overwrite:
+        raise DavError(412, message="the destination exists and Overwrite is F")
+    resources.require(res.collection.rights, Rights.DELETE_ANY, "move this item away")
+    resources.require(target.collection.rights, Rights.CREATE, "add items there")
+    mid, dest_folder = res.ref.id, target.collection.folder.id
+    replaced = target.ref.id if target.ref is not None else None
+
+    def move(txn: Txn) -> None:
+        from gateway.store import messages
+
+        if replaced is not None and replaced != mid:
+            messages.delete(txn, [replaced], hard=True)
+        new_id = messages.move(txn, [mid], dest_folder)[mid]
+        txn.write_props("message_props", new_id, {dav.DAV_NAME: target.name})
+
+    await res.collection.mbox.write(move)
+    return Response(status_code=204 if replaced is not None else 201)

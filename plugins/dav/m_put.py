@@ -1,0 +1,73 @@
+"""PUT of a calendar object or vCard into a collection (RFC 4791 5.3.2, RFC 6352 6.3.2).
+
+The body is checked before anything is written: its media type, its size
+(``max-resource-size``), that it is one valid object of a component the
+collection holds, and that no other item of the collection has its UID
+(``no-uid-conflict``). If-Match / If-None-Match guard against lost updates.
+The item is then created or replaced in one transaction, with the client's
+bytes kept, so the ETag returned is the one a later GET gives with those bytes.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.store import dav
+from gateway.store.rights import Rights
+from gateway.xmlsafe import BodyTooLarge, read_body
+from plugins.dav import body, items, resources, scheduling
+from plugins.dav.errors import DavError
+from plugins.dav.items import ItemRef
+from plugins.dav.resources import Context, Item
+from plugins.dav.xmlns import CALDAV, CARDDAV, tag
+from plugins.dav.xmlout import href_element
+
+MEDIA = {"calendar": ("text/calendar",), "addressbook": ("text/vcard", "text/x-vcard")}
+
+
+async def handle(ctx: Context, request: Request) -> Response:
+    res = await resources.resolve(ctx, request.url.path)
+    if not isinstance(res, Item):
+        raise DavError(405, message="PUT goes to an item inside a calendar or address book")
+    coll, kind = res.collection, res.collection.kind
+    ns = CALDAV if kind == "calendar" else CARDDAV
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media and media not in MEDIA[kind]:
+        condition = "supported-calendar-data" if kind == "calendar" else "supported-address-data"
+        raise DavError(415 if media.startswith("application/") else 403, tag(ns, condition),
+                       f"{media} is not accepted here")
+    body.check_preconditions(request, res.ref.etag if res.ref else None)
+    if res.ref is None:
+        resources.require(coll.rights, Rights.CREATE, "add items here")
+    else:
+        resources.require(coll.rights, Rights.EDIT_ANY, "change this item")
+    try:
+        data = await read_body(request, ctx.settings.max_resource_bytes)
+    except BodyTooLarge:
+        raise DavError(403, tag(ns, "max-resource-size"),
+                       f"larger than {ctx.settings.max_resource_bytes} bytes") from None
+    if len(res.name) > items.MAX_NAME:
+        raise DavError(400, message="name too long")
+    if kind == "calendar":
+        parsed = items.parse_calendar_object(data)
+        if parsed.component != coll.folder.component:
+            raise DavError(403, tag(CALDAV, "supported-calendar-component"),
+                           f"this collection holds {coll.folder.component}")
+    else:
+        parsed = items.parse_vcard_object(data)
+    holders = [m for m in await items.uid_holders(coll.mbox, coll.folder.id, parsed)
+               if res.ref is None or m != res.ref.id]
+    if holders:
+        taken = await coll.mbox.read(dav.items, coll.folder.id, holders[:1])
+        href = resources.item_href(coll, items.name_of(taken[0], kind)) if taken else coll.href
+        cond = href_element(tag(ns, "no-uid-conflict"), href)
+        raise DavError(403, etree.tostring(cond, encoding="unicode"),
+                       f"UID {parsed.uid} is already used in this collection")
+    message_id, cn = await coll.mbox.write(
+        dav.save_item, coll.folder.id, res.ref.id if res.ref else None, parsed.message,
+        res.name, items.FORMATS[kind], data)
+    await scheduling.after_put(ctx, coll, parsed, message_id, res.ref is None)
+    etag = ItemRef(message_id, res.name, cn).etag
+    return Response(status_code=201 if res.ref is None else 204, headers={"ETag": etag})

@@ -1,0 +1,151 @@
+"""calendar-query (RFC 4791 7.8) and addressbook-query (RFC 6352 8.6).
+
+A calendar query whose filter asks for VEVENTs in a time range first narrows
+the collection in SQL, on the appointment's start and end and, for a series,
+the end of its recurrence (all widened by a day for floating and all-day
+times); every candidate is then tested exactly against the filter, recurrences
+expanded, on its iCalendar. The address book query tests each vCard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from icalendar import Calendar
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.store import tables
+from gateway.store import tags as T
+from gateway.store.restrictions import And, Exists, Not, Or, Property, Restriction
+from plugins.dav import caldav_filter, carddav_filter, items, reporting, resources
+from plugins.dav.errors import DavError
+from plugins.dav.items import ItemRef
+from plugins.dav.resources import Collection, Context, Item
+from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
+from plugins.dav.xmlout import Element, multistatus, status_response, xml_response
+
+SLACK = timedelta(days=1)
+
+
+def _child(root: Element, name: str) -> Element | None:
+    for child in root:
+        if child.tag == name:
+            return child
+    return None
+
+
+def window(start: datetime | None, end: datetime | None) -> Restriction:
+    """Appointments that may overlap [start, end): by their own times, or a series not
+    ended before ``start``; appointments without times are left to the exact test."""
+    parts: list[Restriction] = []
+    if end is not None:
+        parts.append(Property("lt", T.PidLidAppointmentStartWhole, end + SLACK))
+    if start is not None:
+        parts.append(Property("ge", T.PidLidAppointmentEndWhole, start - SLACK))
+    single = And(*parts)
+    series_parts: list[Restriction] = [Property("eq", T.PidLidRecurring, True)]
+    if end is not None:
+        series_parts.append(Property("lt", T.PidLidAppointmentStartWhole, end + SLACK))
+    if start is not None:
+        series_parts.append(Or(Not(Exists(T.PidLidClipEnd)),
+                               Property("ge", T.PidLidClipEnd, start - SLACK)))
+    return Or(single, And(*series_parts), Not(Exists(T.PidLidAppointmentStartWhole)))
+
+
+async def _candidates(coll: Collection, restriction: Restriction | None) -> list[ItemRef]:
+    listing = await items.listing(coll.mbox, coll.folder.id, coll.kind)
+    if restriction is None:
+        return listing
+    result = await tables.contents_table(coll.mbox, coll.folder.id, [T.PidTagMid],
+                                         restriction=restriction)
+    keep = {row["id"] for row in result.rows}
+    return [ref for ref in listing if ref.id in keep]
+
+
+async def _collection(ctx: Context, request: Request) -> Collection:
+    res = await resources.resolve(ctx, request.url.path)
+    if isinstance(res, Item):
+        return res.collection
+    if not isinstance(res, Collection):
+        raise DavError(403, tag(DAV, "supported-report"), "queries run on a collection")
+    return res
+
+
+def _check_size(ctx: Context, count: int) -> None:
+    if count > ctx.settings.max_results:
+        raise DavError(507, tag(DAV, "number-of-matches-within-limits"),
+                       f"more than {ctx.settings.max_results} results")
+
+
+async def calendar_query(ctx: Context, request: Request, root: Element) -> Response:
+    coll = await _collection(ctx, request)
+    if coll.kind != "calendar":
+        raise DavError(403, tag(DAV, "supported-report"), "not a calendar")
+    elem = _child(root, tag(CALDAV, "filter"))
+    if elem is None:
+        raise DavError(403, tag(CALDAV, "valid-filter"), "calendar-query needs a filter")
+    query = caldav_filter.parse_filter(elem)
+    wanted = reporting.Request(root)
+    ms = multistatus()
+    if query.component is not None and query.component != coll.folder.component:
+        return xml_response(ms)
+    restriction = None
+    span = query.time_range
+    if span is not None and query.component == "VEVENT":
+        restriction = window(*span)
+    candidates = await _candidates(coll, restriction)
+    hits: list[Item] = []
+    bodies = await items.bodies(coll.mbox, candidates, coll.kind)
+    for ref in candidates:
+        raw = bodies.get(ref.id)
+        if raw is None:
+            continue
+        try:
+            cal = Calendar.from_ical(raw)
+        except Exception:  # an unreadable stored item matches nothing
+            continue
+        if query.matches(cal):
+            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
+    _check_size(ctx, len(hits))
+    await reporting.write_items(ctx, ms, wanted, hits, bodies)
+    return xml_response(ms)
+
+
+def _nresults(root: Element) -> int | None:
+    limit = _child(root, tag(CARDDAV, "limit"))
+    if limit is None:
+        return None
+    found = _child(limit, tag(CARDDAV, "nresults"))
+    try:
+        return max(0, int((found.text or "").strip())) if found is not None else None
+    except ValueError:
+        raise DavError(400, message="nresults is not a number") from None
+
+
+async def addressbook_query(ctx: Context, request: Request, root: Element) -> Response:
+    coll = await _collection(ctx, request)
+    if coll.kind != "addressbook":
+        raise DavError(403, tag(DAV, "supported-report"), "not an address book")
+    elem = _child(root, tag(CARDDAV, "filter"))
+    query = carddav_filter.parse_filter(elem) if elem is not None else \
+        carddav_filter.AddressbookFilter()
+    wanted = reporting.Request(root)
+    limit = _nresults(root)
+    candidates = await items.listing(coll.mbox, coll.folder.id, coll.kind)
+    bodies = await items.bodies(coll.mbox, candidates, coll.kind)
+    hits: list[Item] = []
+    truncated = False
+    for ref in candidates:
+        raw = bodies.get(ref.id)
+        if raw is not None and query.matches(raw):
+            if limit is not None and len(hits) >= limit:
+                truncated = True
+                break
+            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
+    _check_size(ctx, len(hits))
+    ms = multistatus()
+    await reporting.write_items(ctx, ms, wanted, hits, bodies)
+    if truncated:
+        status_response(ms, coll.href, 507)
+    return xml_response(ms)
