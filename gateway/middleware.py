@@ -7,6 +7,7 @@ and streamed bodies. Each class here passes messages straight through.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -146,6 +147,10 @@ class BodyTooLarge(Exception):
     """Raised from ``receive`` once a streamed body passes the limit."""
 
 
+DRAIN_LIMIT = 1024 * 1024
+"""Most request-body bytes read and dropped to answer a request early (see below)."""
+
+
 class LimitsMiddleware:
     """Refuse request heads over ``max_header_bytes`` (431) and bodies over ``limit`` (413).
 
@@ -182,20 +187,38 @@ class LimitsMiddleware:
                 return
         received = 0
         started = False
+        # An answer given before the body was read (a 401, 405 or 403 from a plugin) first
+        # reads the rest of a small body: hypercorn 0.18 drops the whole HTTP/2 connection
+        # when a stream is answered while its data still arrives (KeyError in h2.py), and
+        # over TLS closing with unread data logs an ssl error as a failed request. A client
+        # waiting for "100 Continue" has sent nothing, so nothing is read for it.
+        body_done = declared is not None and declared.strip() == b"0"
+        may_drain = _header(scope, b"expect") is None
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body_done = True
                 if received > self.limit:
                     raise BodyTooLarge()
+            elif message["type"] == "http.disconnect":
+                body_done = True
             return message
+
+        async def drain() -> None:
+            while not body_done and received <= DRAIN_LIMIT:
+                await counting_receive()
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if may_drain and not body_done:
+                    with contextlib.suppress(BodyTooLarge, ClientDisconnect, OSError):
+                        await drain()
             await send(message)
 
         try:

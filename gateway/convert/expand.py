@@ -2,12 +2,15 @@
 
 :func:`occurrences` expands an iCalendar object (bytes, text or an
 :class:`icalendar.Calendar`) or appointments (:class:`NewMessage`, rendered
-with :mod:`gateway.convert.ical_out`) with ``recurring-ical-events``. Two
+with :mod:`gateway.convert.ical_out`) with ``recurring-ical-events``. Three
 bounds keep hostile rules cheap: at most ``max_instances`` occurrences are
-returned, and a rule whose walk from DTSTART to the window's end would visit
+returned; a rule whose walk from DTSTART to the window's end would visit
 more than :data:`MAX_STEPS` candidates (``FREQ=SECONDLY`` since 1900, or
-BYxxx lists multiplying each period) is not expanded: its first instance
-stands alone and a warning is logged.
+BYxxx lists multiplying each period) is not expanded; nor is a rule whose
+days never come (:func:`hopeless`: ``BYMONTH=2;BYMONTHDAY=30``, or
+``FREQ=DAILY;BYSETPOS=2``), which dateutil would chase to the year 9999.
+Such a rule's first instance (DTSTART, and its RDATEs) stands alone and a
+warning is logged.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from math import prod
 from typing import Any
 
 import recurring_ical_events
+from dateutil.rrule import rrulestr
 from icalendar import Calendar, Component
 
 from gateway.convert.ical_out import to_calendar
@@ -33,6 +38,9 @@ PERIOD = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY
           "MONTHLY": 28 * 86400, "YEARLY": 365 * 86400}
 _EXPANDING = ("BYSECOND", "BYMINUTE", "BYHOUR", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO",
               "BYMONTH", "BYDAY")
+_FINER = {"SECONDLY": (), "MINUTELY": ("BYSECOND",), "HOURLY": ("BYMINUTE", "BYSECOND"),
+          "DAILY": ("BYHOUR", "BYMINUTE", "BYSECOND")}
+_DATE_PARTS = ("BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY", "WKST")
 
 
 @dataclass(frozen=True, order=True)
@@ -63,13 +71,50 @@ def _calendars(source: Any) -> list[Calendar]:
     return [Calendar.from_ical(to_calendar(messages).to_ical())]
 
 
+def rrules(comp: Component) -> list[Any]:
+    """The RRULE values of ``comp`` (none, one, or several)."""
+    rule = comp.get("RRULE")
+    return [] if rule is None else rule if isinstance(rule, list) else [rule]
+
+
+def hopeless(comp: Component) -> bool:
+    """Whether an RRULE of ``comp`` names days that never come (BYMONTH=2;BYMONTHDAY=30):
+    dateutil would walk such a rule to the year 9999 looking for them."""
+    return any(_never(rule.to_ical()) for rule in rrules(comp))
+
+
+@lru_cache(maxsize=1024)
+def _never(text: bytes) -> bool:
+    try:
+        parts = dict(part.split("=", 1) for part in text.decode().upper().split(";"))
+        freq = parts.get("FREQ", "DAILY")
+        if "BYSETPOS" in parts and freq in _FINER:  # a set as small as its finer BYxxx
+            size = prod(len(parts[p].split(",")) for p in _FINER[freq] if p in parts)
+            if all(abs(int(pos)) > size for pos in parts["BYSETPOS"].split(",")):
+                return True
+        coarse = freq in ("WEEKLY", "MONTHLY", "YEARLY")
+        keep = _DATE_PARTS + (("BYSETPOS", "BYHOUR", "BYMINUTE", "BYSECOND") if coarse else ())
+        probe = {key: value for key, value in parts.items() if key in keep}
+        if not probe:
+            return False
+        if freq not in ("MONTHLY", "YEARLY") and "BYDAY" in probe:  # no ordinals there
+            probe["BYDAY"] = ",".join(day.lstrip("+-0123456789") for day in
+                                      probe["BYDAY"].split(","))
+        rule = "FREQ={};{}".format(freq if coarse else "YEARLY",
+                                   ";".join(f"{key}={value}" for key, value in probe.items()))
+        # dateutil walks a rule without instances to the year 9999: start 40 years before,
+        # which holds leap years and every weekday of every date.
+        return next(iter(rrulestr(rule, dtstart=datetime(9960, 1, 1))), None) is None
+    except (ValueError, TypeError, IndexError):
+        return False  # the expansion skips what dateutil refuses
+
+
 def _steps(comp: Component, end: datetime) -> float:
     """How many candidates dateutil would visit for the component's RRULE up to ``end``."""
-    rule = comp.get("RRULE")
+    rules = rrules(comp)
     start = comp.get("DTSTART")
-    if rule is None or start is None:
+    if not rules or start is None:
         return 0
-    rules = rule if isinstance(rule, list) else [rule]
     begin = start.dt if isinstance(start.dt, datetime) else datetime.combine(
         start.dt, datetime.min.time())
     begin = begin.replace(tzinfo=None)
@@ -87,16 +132,30 @@ def _steps(comp: Component, end: datetime) -> float:
     return worst
 
 
+def _risk(comp: Component, end: datetime) -> str | None:
+    """Why the RRULE of ``comp`` is not to be expanded up to ``end``, or None."""
+    if not rrules(comp):
+        return None
+    try:
+        if hopeless(comp):
+            return "names days that never come"
+    except (TypeError, ValueError, AttributeError):
+        return "cannot be read"
+    if _steps(comp, end) > MAX_STEPS:
+        return "too costly to expand"
+    return None
+
+
 def _guarded(cal: Calendar, end: datetime, names: Sequence[str]) -> Calendar:
-    risky = [c for c in cal.subcomponents if c.name in names and _steps(c, end) > MAX_STEPS]
-    if not risky:
+    risks = {id(c): why for c in cal.subcomponents
+             if c.name in names and (why := _risk(c, end)) is not None}
+    if not risks:
         return cal
     safe = copy.copy(cal)
     safe.subcomponents = []
     for comp in cal.subcomponents:
-        if comp in risky:
-            log.warning("RRULE of %s too costly to expand: first instance only",
-                        comp.get("UID"))
+        if id(comp) in risks:
+            log.warning("RRULE of %s %s: first instance only", comp.get("UID"), risks[id(comp)])
             comp = copy.copy(comp)
             comp.pop("RRULE", None)
         safe.subcomponents.append(comp)

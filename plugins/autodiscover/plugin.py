@@ -31,6 +31,7 @@ from plugins.autodiscover import autoconfig, jsonv2, pox, soap
 from plugins.autodiscover.settings import AutodiscoverSection
 
 Handler = Callable[[Host, Request], Awaitable[Response]]
+WELL_KNOWN_METHODS = ["GET", "HEAD", "PROPFIND", "OPTIONS", "REPORT"]
 
 
 class PostOnly:
@@ -75,8 +76,11 @@ def gateway_http_routes(host: Host) -> Sequence[BaseRoute]:
               methods=["GET", "HEAD"]),
         Route("/mail/config-v1.1.xml", partial(autoconfig.autoconfig, host),
               methods=["GET", "HEAD"]),
-        Route("/.well-known/caldav", partial(autoconfig.well_known, host, "CalDAV")),
-        Route("/.well-known/carddav", partial(autoconfig.well_known, host, "CardDAV")),
+        # DAV clients start discovery with PROPFIND (or OPTIONS) here, not only GET.
+        Route("/.well-known/caldav", partial(autoconfig.well_known, host, "CalDAV"),
+              methods=WELL_KNOWN_METHODS),
+        Route("/.well-known/carddav", partial(autoconfig.well_known, host, "CardDAV"),
+              methods=WELL_KNOWN_METHODS),
     ]
 
 

@@ -12,7 +12,7 @@ iCalendar again (CRLF, folded lines); an object it cannot read is returned as st
 a RECURRENCE-ID and no RRULE, RDATE, EXRULE or EXDATE, times in UTC (dates stay dates,
 floating times are read in ``floating_tz``), and drops the VTIMEZONEs nothing needs any more.
 It yields at most :data:`MAX_INSTANCES` instances per object; a rule whose days never come
-or that would walk more than :data:`plugins.dav.caldav_filter.MAX_COST` steps over the range
+or that would walk more than :data:`plugins.dav.time_range.MAX_COST` steps over the range
 is read as its first instance only.
 """
 
@@ -27,8 +27,10 @@ from typing import Any
 from icalendar import Calendar, Component, vPeriod, vText
 from lxml import etree
 
-from gateway.convert.expand import occurrences
-from plugins.dav.caldav_filter import (
+from gateway.convert.expand import hopeless, occurrences
+from plugins.dav.caldav_filter import parse_time_range
+from plugins.dav.errors import DavError
+from plugins.dav.time_range import (
     EARLIEST,
     LATEST,
     RECURRING,
@@ -39,16 +41,13 @@ from plugins.dav.caldav_filter import (
     event_test,
     fast_forward,
     freebusy_periods,
-    hopeless,
     is_recurring,
     journal_test,
     own_span,
-    parse_time_range,
     prop_values,
     todo_test,
     too_costly,
 )
-from plugins.dav.errors import DavError
 from plugins.dav.xmlns import CALDAV, tag
 
 log = logging.getLogger(__name__)

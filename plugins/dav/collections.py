@@ -30,7 +30,7 @@ CONTACT_CLASS = "IPF.Contact"
 FIXED = {int(Private.CALENDAR): "calendar", int(Private.TASKS): "tasks",
          int(Private.CONTACTS): "contacts"}
 HIDDEN = {int(Private.QUICK_CONTACTS), int(Private.IM_CONTACT_LIST),
-          int(Private.GAL_CONTACTS), int(Private.CONTACTS_SEARCH)}
+          int(Private.GAL_CONTACTS), int(Private.CONTACTS_SEARCH), int(Private.SUGGESTED_CONTACTS)}
 RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|contacts|inbox|outbox|gal)$", re.I)
 """Segments a client cannot choose for a new collection."""
 MAX_DEAD = 64 * 1024
