@@ -24,6 +24,7 @@ from plugins.dav import (
     m_mkcol,
     m_move,
     m_options,
+    m_post,
     m_propfind,
     m_proppatch,
     m_put,
@@ -51,6 +52,7 @@ METHODS: dict[str, Handler] = {
     "MKCALENDAR": m_mkcol.handle,
     "REPORT": m_report.handle,
     "MOVE": m_move.handle,
+    "POST": m_post.handle,
 }
 
 

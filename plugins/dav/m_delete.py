@@ -23,7 +23,7 @@ async def handle(ctx: Context, request: Request) -> Response:
             raise DavError(404, message="no such item")
         body.check_preconditions(request, res.ref.etag)
         resources.require(res.collection.rights, Rights.DELETE_ANY, "delete this item")
-        await scheduling.before_delete(ctx, res.collection, res.ref)
+        await scheduling.before_delete(ctx, res.collection, res.ref, request.headers)
         await res.collection.mbox.delete_messages([res.ref.id], hard=False)
         return Response(status_code=204)
     if isinstance(res, Collection):

@@ -65,9 +65,13 @@ async def handle(ctx: Context, request: Request) -> Response:
         cond = href_element(tag(ns, "no-uid-conflict"), href)
         raise DavError(403, etree.tostring(cond, encoding="unicode"),
                        f"UID {parsed.uid} is already used in this collection")
+    plan = await scheduling.before_put(ctx, coll, res.ref, data, request.headers)
     message_id, cn = await coll.mbox.write(
         dav.save_item, coll.folder.id, res.ref.id if res.ref else None, parsed.message,
         res.name, items.FORMATS[kind], data)
-    await scheduling.after_put(ctx, coll, parsed, message_id, res.ref is None)
+    rewritten = await scheduling.after_put(ctx, coll, parsed, message_id, res.ref is None, plan)
+    # An organizer's copy rewritten with SCHEDULE-STATUS has another ETag than these bytes
+    # had: then none is sent, and the client reads the item again (RFC 4791 5.3.4).
     etag = ItemRef(message_id, res.name, cn).etag
-    return Response(status_code=201 if res.ref is None else 204, headers={"ETag": etag})
+    headers = {} if rewritten else {"ETag": etag}
+    return Response(status_code=201 if res.ref is None else 204, headers=headers)

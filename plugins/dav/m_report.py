@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from plugins.dav import body, r_multiget, r_query, r_sync
+from plugins.dav import body, r_freebusy, r_multiget, r_query, r_sync
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context
 from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
@@ -24,6 +24,7 @@ REPORTS: dict[str, Report] = {
     tag(CALDAV, "calendar-query"): r_query.calendar_query,
     tag(CARDDAV, "addressbook-query"): r_query.addressbook_query,
     tag(DAV, "sync-collection"): r_sync.handle,
+    tag(CALDAV, "free-busy-query"): r_freebusy.handle,
 }
 
 

@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from lxml import etree
 
 from gateway.store.rights import Rights
-from plugins.dav import collections, items, paths, privileges
+from plugins.dav import collections, items, paths, privileges, schedule_boxes
 from plugins.dav.resources import (
     Collection,
     Context,
@@ -266,6 +266,8 @@ async def item_bodies(resources: Sequence[Resource]) -> dict[int, bytes]:
 
 async def _one(ctx: Context, res: Resource, name: str, ctag: int,
                bodies: dict[int, bytes] | None) -> Element | None:
+    if isinstance(res, schedule_boxes.ScheduleBox):
+        return schedule_boxes.prop(ctx, res, name)
     if name == D("resourcetype"):
         return _resourcetype(res)
     common = _user_props(ctx, res, name)

@@ -137,6 +137,14 @@ async def resolve(ctx: Context, path: str) -> Resource:
         return await principal(ctx, where.owner)
     if where.kind == "home":
         return await home(ctx, where.owner, where.home)
+    if where.home == "calendars":
+        from plugins.dav import schedule_boxes  # it builds on this module
+
+        box = await schedule_boxes.resolve_box(ctx, where.owner, where.collection)
+        if box is not None:
+            if where.kind == "item":
+                raise DavError(404, message="the schedule inbox keeps no items")
+            return box
     coll = await collection(ctx, where.owner, where.home, where.collection)
     if where.kind == "collection":
         return coll

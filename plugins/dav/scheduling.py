@@ -40,7 +40,7 @@ from plugins.dav import collections, items, schedule_boxes
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef, Parsed
 from plugins.dav.resources import Collection, Context
-from plugins.dav.schedule_boxes import SUBJECTS, cal_address
+from plugins.dav.schedule_boxes import cal_address
 from plugins.dav.xmlns import CALDAV, tag
 
 log = logging.getLogger("gateway.plugins.dav.scheduling")
@@ -287,15 +287,20 @@ def apply_reply(current: bytes, address: str, answers: dict[str, str]) -> bytes 
     return bytes(cal.to_ical()) if changed else None
 
 
-def with_statuses(cal: Calendar, statuses: dict[str, str]) -> bytes:
-    """The organizer's copy with each scheduled ATTENDEE's SCHEDULE-STATUS."""
+def with_statuses(cal: Calendar, statuses: dict[str, str], new: set[str]) -> bytes:
+    """The organizer's copy with each scheduled ATTENDEE's SCHEDULE-STATUS; the ``new``
+    attendees have not answered yet, whatever the organizer's client says (RFC 6638
+    3.2.1: only an attendee sets their PARTSTAT)."""
     out = fresh(cal)
     for comp in components(out):
         for prop in _list(comp, "ATTENDEE"):
-            status = statuses.get(cal_address(prop))
+            address = cal_address(prop)
+            status = statuses.get(address)
             if status is not None:
                 prop.params.pop("SCHEDULE-FORCE-SEND", None)
                 prop.params["SCHEDULE-STATUS"] = status
+            if address in new:
+                prop.params["PARTSTAT"] = "NEEDS-ACTION"
     return bytes(out.to_ical())
 
 
@@ -345,6 +350,7 @@ async def after_put(ctx: Context, coll: Collection, parsed: Parsed, message_id: 
     nobody taken off the list is told."""
     if coll.kind != "calendar":
         return None
+    history = plan is not None or created
     try:
         if plan is None:
             kept = await coll.mbox.read(dav.renders, [message_id], "ical")
@@ -360,7 +366,7 @@ async def after_put(ctx: Context, coll: Collection, parsed: Parsed, message_id: 
         if meeting is None or not meeting.server_schedules:
             return None
         if plan.role == "organizer":
-            return await organize(ctx, coll, message_id, meeting, plan.old)
+            return await organize(ctx, coll, message_id, meeting, plan.old, history)
         if plan.role == "attendee" and plan.reply:
             await reply(ctx, coll.owner, meeting, plan.old)
     except Exception:  # the item is stored; scheduling problems are logged, not answered
@@ -398,8 +404,9 @@ async def before_delete(ctx: Context, coll: Collection, ref: ItemRef,
 
 # -- the organizer's side -----------------------------------------------------------------------
 async def organize(ctx: Context, coll: Collection, message_id: int, meeting: Meeting,
-                   old: Meeting | None) -> int | None:
-    """Invite, update and cancel after the organizer stored ``meeting``."""
+                   old: Meeting | None, history: bool = True) -> int | None:
+    """Invite, update and cancel after the organizer stored ``meeting`` over ``old``
+    (``history`` False: whether there was an older version is not known)."""
     owner = coll.owner
     if old is not None and old.organizer != owner:
         old = None
@@ -418,7 +425,8 @@ async def organize(ctx: Context, coll: Collection, message_id: int, meeting: Mee
         await cancel(ctx, owner, old, address)
     if not statuses:
         return None
-    data = await asyncio.to_thread(with_statuses, meeting.cal, statuses)
+    data = await asyncio.to_thread(with_statuses, meeting.cal, statuses,
+                                   set(now) - set(before) if history else set())
     return await rewrite(coll, message_id, data)
 
 
@@ -471,7 +479,7 @@ async def reply(ctx: Context, attendee: str, meeting: Meeting, old: Meeting | No
     if not answers:
         return
     overall = answers.get("", next(iter(answers.values())))
-    subject = f"{SUBJECTS.get(overall, overall.capitalize())}: {meeting.summary}"
+    subject = schedule_boxes.subject_of(overall, meeting.summary)
     message = bytes(itip(meeting.cal, "REPLY", only=attendee).to_ical())
     organizer = meeting.organizer
     kind = await schedule_boxes.recipient_kind(ctx, organizer)
