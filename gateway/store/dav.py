@@ -26,6 +26,7 @@ from typing import Any
 
 from gateway.store import messages, values
 from gateway.store import proptypes as pt
+from gateway.store.errors import Collision, StoreError
 from gateway.store.named import DAV_NAME as DAV_NAME
 from gateway.store.named import PSETID_GATEWAY, NamedProp
 from gateway.store.txn import PropKey, Txn
@@ -88,7 +89,8 @@ def by_names(txn: Txn, folder_id: int, names: Sequence[str]) -> dict[str, int]:
         for mid, value in txn.conn.execute(
                 "SELECT m.message_id, p.value FROM message_props p JOIN messages m "
                 "ON m.message_id = p.message_id WHERE p.tag = ? AND m.folder_id = ? "
-                f"AND m.associated = 0 AND p.value IN ({marks})", (tag, folder_id, *chunk)):
+                f"AND m.associated = 0 AND p.value IN ({marks}) ORDER BY m.message_id",
+                (tag, folder_id, *chunk)):
             out.setdefault(value, mid)
     return out
 
@@ -150,3 +152,32 @@ def save_item(txn: Txn, folder_id: int, message_id: int | None, new: Any, name: 
     assert cn is not None
     keep_renders(txn, fmt, {message_id: (cn, data)})
     return message_id, cn
+
+
+class UidConflict(StoreError):
+    """Another item of the folder has the UID of the item being stored."""
+
+    def __init__(self, holder: int):
+        super().__init__(f"message {holder} has that UID")
+        self.holder = holder
+
+
+def put_item(txn: Txn, folder_id: int, message_id: int | None, new: Any, name: str,
+             fmt: str, data: bytes, uid: tuple[PropKey, Any] | None = None,
+             create_only: bool = False) -> tuple[int, int, bool]:
+    """:func:`save_item` with the checks a PUT needs made inside the write, so concurrent
+    PUTs cannot both pass them: a name taken since the client looked is replaced (or
+    :class:`Collision` with ``create_only``, If-None-Match: *), and another item with
+    ``uid`` (property, value) raises :class:`UidConflict`. Returns ``(id, CN, created)``."""
+    current = by_name(txn, folder_id, name)
+    if message_id is None and current is not None:
+        if create_only:
+            raise Collision(f"{name} exists")
+        message_id = current
+    if uid is not None:
+        holders = [m for m in by_prop(txn, folder_id, *uid) if m != message_id]
+        if holders:
+            raise UidConflict(holders[0])
+    created = message_id is None
+    mid, cn = save_item(txn, folder_id, message_id, new, name, fmt, data)
+    return mid, cn, created

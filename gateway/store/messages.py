@@ -317,11 +317,14 @@ def _dav_name(txn: Txn, message_id: int) -> str | None:
     return None if row is None else row[0]
 
 
-def move(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, int]:
+def move(txn: Txn, message_ids: Iterable[int], dest_folder: int,
+         renumber: bool = False) -> dict[int, int]:
     """Move messages to another folder of this store: ``{old id: new id}``.
 
     As in Exchange, a moved message gets a new id (and a new UID in its new
     folder); the source folder sees a deletion, the destination an addition.
+    ``renumber``: a message already in ``dest_folder`` gets a new id too (a DAV
+    rename, which sync reports as the old name gone and the new one added).
     """
     folders.require(txn, dest_folder)
     mapping: dict[int, int] = {}
@@ -329,7 +332,7 @@ def move(txn: Txn, message_ids: Iterable[int], dest_folder: int) -> dict[int, in
         folder_id, associated, uid, _, _ = require(txn, mid)
         if folder_id is None:
             raise InvalidArgument(f"message {mid} is embedded and cannot be moved")
-        if folder_id == dest_folder:
+        if folder_id == dest_folder and not renumber:
             mapping[mid] = mid
             continue
         created_cn = txn.conn.execute("SELECT created_cn FROM messages WHERE message_id = ?",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 
 from gateway.xmlsafe import parse, read_body
@@ -18,6 +20,15 @@ async def xml(ctx: Context, request: Request, required: bool = True) -> Element 
             raise DavError(400, message="this method needs an XML body")
         return None
     return parse(data)
+
+
+def path_of(request: Request) -> str:
+    """The request path as the client sent it, still percent-encoded: the ASGI ``path`` is
+    decoded already, and decoding it again would let ``%2541`` name ``A``."""
+    raw = request.scope.get("raw_path")
+    if raw:
+        return bytes(raw).split(b"?", 1)[0].decode("latin-1")
+    return quote(request.scope["path"])
 
 
 def depth(request: Request, default: str = "infinity") -> str:
@@ -38,8 +49,8 @@ def check_preconditions(request: Request, etag: str | None) -> None:
     match = request.headers.get("if-match")
     if match is not None:
         wanted = _tags(match)
-        weakless = [t.removeprefix("W/") for t in wanted]
-        if etag is None or ("*" not in wanted and etag not in weakless):
+        # If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches.
+        if etag is None or ("*" not in wanted and etag not in wanted):
             raise DavError(412, message="If-Match failed")
     none_match = request.headers.get("if-none-match")
     if none_match is not None and etag is not None:

@@ -14,6 +14,7 @@ properties) are kept on the folder as JSON, so every client sees the same.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ HIDDEN = {int(Private.QUICK_CONTACTS), int(Private.IM_CONTACT_LIST),
 RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|contacts|inbox|outbox|gal)$", re.I)
 """Segments a client cannot choose for a new collection."""
 MAX_DEAD = 64 * 1024
+DISPLAY = "gateway:displayname"
+"""In the dead properties: ``[shown name, folder name]`` when a client's displayname could
+not become the folder's name (a sibling has it)."""
 
 
 @dataclass
@@ -83,7 +87,12 @@ def _info(txn: Txn, folder_id: int, user: str | None) -> FolderInfo | None:
     except ValueError:
         dead = {}
     rights = permissions.rights_for(txn, user, folder_id)
-    return FolderInfo(folder_id, segment, row[0], str(props.get(T.PidTagContainerClass) or ""),
+    name = row[0]
+    with contextlib.suppress(ValueError, TypeError, KeyError):
+        shown, folder_name = json.loads(dead[DISPLAY])
+        if folder_name == name:
+            name = shown
+    return FolderInfo(folder_id, segment, name, str(props.get(T.PidTagContainerClass) or ""),
                       str(props.get(T.PidTagComment) or ""), row[1], dead, rights)
 
 
@@ -153,10 +162,26 @@ def create(txn: Txn, home: str, segment: str, name: str, container_class: str,
     while folders.find_child(txn, parent, display) is not None:
         n += 1
         display = f"{base} ({n})"
+    if display != base:
+        dead = {**dead, DISPLAY: json.dumps([base, display])}
     extra: dict[Any, Any] = {DAV_SEGMENT: segment, **props}
     if dead:
         extra[DAV_PROPERTIES] = dump_dead(dead)
     return folders.create(txn, parent, display, container_class, extra)
+
+
+def set_display_name(txn: Txn, folder_id: int, name: str, props: dict[Any, Any],
+                     dead: dict[str, str]) -> None:
+    """Show ``name`` as the collection's displayname: the folder takes it when no sibling
+    has it; otherwise the folder keeps its name (MAPI names are unique among siblings)
+    and ``name`` is kept beside it, shown while the folder is not renamed elsewhere."""
+    parent, _, current, _ = folders.require(txn, folder_id)
+    other = folders.find_child(txn, parent, name) if parent is not None else None
+    if other is None or other == folder_id:
+        props[T.PidTagDisplayName] = name
+        dead.pop(DISPLAY, None)
+    else:
+        dead[DISPLAY] = json.dumps([name, current])
 
 
 def dump_dead(dead: dict[str, str]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from icalendar import Calendar
 
@@ -53,7 +54,17 @@ def name_of(item: dav.Item, kind: str) -> str:
 
 
 def refs(rows: Sequence[dav.Item], kind: str) -> list[ItemRef]:
-    return [ItemRef(r.id, name_of(r, kind), r.change_number) for r in rows]
+    """Items with their names; a name two items have (another protocol moved one in) stays
+    with the older one, the other gets its ``gw-`` name, so every item has its own href."""
+    seen: set[str] = set()
+    out = []
+    for row in sorted(rows, key=lambda r: r.id):
+        name = name_of(row, kind)
+        if name in seen:
+            name = f"gw-{row.id}.{EXTENSIONS[kind]}"
+        seen.add(name)
+        out.append(ItemRef(row.id, name, row.change_number))
+    return out
 
 
 async def listing(mbox: Mailbox, folder_id: int, kind: str) -> list[ItemRef]:
@@ -76,7 +87,13 @@ async def lookup(mbox: Mailbox, folder_id: int, names: Sequence[str],
             row = rows.get(mid)
             if row is None:
                 continue
-            if name_of(row, kind) == name:
+            own = name_of(row, kind)
+            if own != name and row.name and FALLBACK.match(name):
+                # a duplicate stored name: the item answers to its gw- name when an older
+                # item holds the stored one (see refs)
+                if dav.by_name(txn, folder_id, row.name) != mid:  # type: ignore[arg-type]
+                    own = name
+            if own == name:
                 out[name] = ItemRef(mid, name, row.change_number)
         return out
 
@@ -117,9 +134,15 @@ class Parsed:
     """``VEVENT``/``VTODO``/``VCARD``."""
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def parse_calendar_object(data: bytes) -> Parsed:
     """One calendar object resource (RFC 4791 4.1) as a message; 403 with the precondition
     that fails otherwise."""
+    if _CONTROL.search(data):  # RFC 5545 3.1: no control characters but HTAB in values
+        raise DavError(403, tag(CALDAV, "valid-calendar-data"),
+                       "control characters are not allowed in iCalendar")
     try:
         calendars = Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError...
@@ -155,6 +178,11 @@ def parse_vcard_object(data: bytes) -> Parsed:
     """One address object resource (RFC 6352 5.1); 403 valid-address-data otherwise."""
     if not data.lstrip().upper().startswith(b"BEGIN:VCARD"):
         raise DavError(403, tag(CARDDAV, "valid-address-data"), "not a vCard")
+    if not data.rstrip().upper().endswith(b"END:VCARD"):
+        raise DavError(403, tag(CARDDAV, "valid-address-data"), "the vCard is cut short")
+    if _CONTROL.search(data):
+        raise DavError(403, tag(CARDDAV, "valid-address-data"),
+                       "control characters are not allowed in a vCard")
     try:
         cards = parse_vcards(data)
     except Exception as exc:
@@ -168,9 +196,24 @@ def parse_vcard_object(data: bytes) -> Parsed:
     return Parsed(card, uid, "VCARD")
 
 
+UID_KEYS: dict[str, Any] = {"calendar": T.PidLidGlobalObjectId, "addressbook": UID_PROP}
+"""The property an item's UID lives in, per kind of collection."""
+
+
+def uid_key(parsed: Parsed) -> tuple[Any, Any]:
+    if parsed.component == "VCARD":
+        return UID_PROP, parsed.uid
+    return T.PidLidGlobalObjectId, goid.uid_to_goid(parsed.uid)
+
+
+async def same_uid(mbox: Mailbox, message_id: int, parsed: Parsed) -> bool:
+    """Whether the stored item has the parsed object's UID (or none to compare with)."""
+    key, value = uid_key(parsed)
+    stored = (await mbox.message(message_id, [key])).get(key)
+    return stored is None or stored == value
+
+
 async def uid_holders(mbox: Mailbox, folder_id: int, parsed: Parsed) -> list[int]:
     """Items of the folder that already have the parsed object's UID."""
-    if parsed.component == "VCARD":
-        return await mbox.read(dav.by_prop, folder_id, UID_PROP, parsed.uid)
-    return await mbox.read(dav.by_prop, folder_id, T.PidLidGlobalObjectId,
-                           goid.uid_to_goid(parsed.uid))
+    key, value = uid_key(parsed)
+    return await mbox.read(dav.by_prop, folder_id, key, value)

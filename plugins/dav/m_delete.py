@@ -17,7 +17,7 @@ from plugins.dav.resources import Collection, Context, Item
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     if isinstance(res, Item):
         if res.ref is None:
             raise DavError(404, message="no such item")

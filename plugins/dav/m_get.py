@@ -18,7 +18,7 @@ from plugins.dav.resources import Collection, Context, Item
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     if isinstance(res, Collection):
         resources.require(res.rights, Rights.READ_ANY, "read this collection")
         data, media = await whole_collection(res)

@@ -42,7 +42,7 @@ def _props(root: Element | None, outer: str) -> list[Element]:
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    where = paths.parse(request.url.path, ctx.base)
+    where = paths.parse(body.path_of(request), ctx.base)
     calendar = request.method == "MKCALENDAR"
     root = await body.xml(ctx, request, required=False)
     given = _props(root, tag(CALDAV, "mkcalendar") if calendar else tag(DAV, "mkcol"))
@@ -80,10 +80,12 @@ async def handle(ctx: Context, request: Request) -> Response:
                           tag(CARDDAV, "addressbook-description")):
             folder_props[T.PidTagComment] = text(prop) or None
         elif prop.tag == tag(CALDAV, "supported-calendar-component-set"):
-            comps = {c.get("name", "").upper() for c in prop}
+            # A store folder holds appointments or tasks, not both: a calendar for
+            # VEVENT and VTODO together cannot be made (RFC 4791 5.3.1 fails it whole).
+            comps = {c.get("name", "").upper() for c in prop} - {"VTIMEZONE"}
             if comps == {"VTODO"}:
                 component = "VTODO"
-            elif "VEVENT" not in comps:
+            elif comps != {"VEVENT"}:
                 bad.append(prop.tag)
         elif prop.tag in PROTECTED:
             bad.append(prop.tag)
@@ -98,7 +100,7 @@ async def handle(ctx: Context, request: Request) -> Response:
                        f"a {kind} is made in the {expected_home} home")
     if bad:
         ms = multistatus()
-        response(ms, request.url.path, [], {403: bad,
+        response(ms, body.path_of(request), [], {403: bad,
                                             424: [p.tag for p in given if p.tag not in bad]})
         return xml_response(ms, 403)
     container = ("IPF.Contact" if kind == "addressbook"

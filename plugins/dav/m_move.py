@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.store import dav
 from gateway.store.rights import Rights
 from gateway.store.txn import Txn
-from plugins.dav import body, paths, resources
+from plugins.dav import body, items, paths, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context, Item
+from plugins.dav.xmlns import CALDAV, CARDDAV, tag
+from plugins.dav.xmlout import href_element
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     if not isinstance(res, Item) or res.ref is None:
         raise DavError(403 if not isinstance(res, Item) else 404,
                        message="only items can be moved")
@@ -40,17 +43,37 @@ async def handle(ctx: Context, request: Request) -> Response:
     overwrite = request.headers.get("overwrite", "T").upper() != "F"
     if target.ref is not None and not overwrite:
         raise DavError(412, message="the destination exists and Overwrite is F")
+    if target.ref is not None and target.ref.id == res.ref.id:
+        raise DavError(403, message="source and destination are the same")
     resources.require(res.collection.rights, Rights.DELETE_ANY, "move this item away")
     resources.require(target.collection.rights, Rights.CREATE, "add items there")
-    mid, dest_folder = res.ref.id, target.collection.folder.id
+    source_folder, dest = res.collection.folder, target.collection.folder
+    if res.collection.kind == "calendar" and source_folder.component != dest.component:
+        raise DavError(403, tag(CALDAV, "supported-calendar-component"),
+                       f"the destination holds {dest.component}")
+    mid, dest_folder = res.ref.id, dest.id
     replaced = target.ref.id if target.ref is not None else None
+    key = items.UID_KEYS[res.collection.kind]
+    mbox = res.collection.mbox
+    uid_value = (await mbox.message(mid, [key])).get(key)
+    if uid_value is not None:
+        holders = [m for m in await mbox.read(dav.by_prop, dest_folder, key, uid_value)
+                   if m not in (mid, replaced)]
+        if holders:
+            ns = CALDAV if res.collection.kind == "calendar" else CARDDAV
+            taken = items.refs(await mbox.read(dav.items, dest_folder, holders[:1]),
+                               res.collection.kind)
+            href = resources.item_href(target.collection, taken[0].name) if taken else ""
+            cond = href_element(tag(ns, "no-uid-conflict"), href)
+            raise DavError(403, etree.tostring(cond, encoding="unicode"),
+                           "the destination has an item with this UID")
 
     def move(txn: Txn) -> None:
         from gateway.store import messages
 
-        if replaced is not None and replaced != mid:
+        if replaced is not None:
             messages.delete(txn, [replaced], hard=True)
-        new_id = messages.move(txn, [mid], dest_folder)[mid]
+        new_id = messages.move(txn, [mid], dest_folder, renumber=True)[mid]
         txn.write_props("message_props", new_id, {dav.DAV_NAME: target.name})
 
     await res.collection.mbox.write(move)

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from gateway.convert.freebusy import render_vfreebusy
 from gateway.store import Private, StoreError, permissions
 from gateway.xmlsafe import BodyTooLarge, read_body
-from plugins.dav import m_options, paths, r_freebusy, schedule_boxes
+from plugins.dav import body, m_options, paths, r_freebusy, schedule_boxes
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context
 from plugins.dav.schedule_boxes import cal_address
@@ -36,7 +36,7 @@ C = lambda name: tag(CALDAV, name)  # noqa: E731
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    where = paths.parse(request.url.path, ctx.base)
+    where = paths.parse(body.path_of(request), ctx.base)
     box = None
     if where.kind == "collection" and where.home == "calendars" \
             and await ctx.user_exists(where.owner):
@@ -60,12 +60,12 @@ async def handle(ctx: Context, request: Request) -> Response:
     root = etree.Element(C("schedule-response"), nsmap=NSMAP)
     stamp = datetime.now(UTC).replace(microsecond=0)
     for raw, address in recipients:
-        status, body = await answer(ctx, address, box.owner, uid, start, end, stamp)
+        status, reply = await answer(ctx, address, box.owner, uid, start, end, stamp)
         one = sub(root, C("response"))
         sub(sub(one, C("recipient")), tag(DAV, "href"), raw)
         sub(one, C("request-status"), status)
-        if body is not None:
-            sub(one, C("calendar-data"), body.decode("utf-8"))
+        if reply is not None:
+            sub(one, C("calendar-data"), reply.decode("utf-8"))
     return xml_response(root, status=200)
 
 

@@ -72,7 +72,7 @@ async def handle(ctx: Context, request: Request) -> Response:
     if depth == "infinity":
         raise DavError(403, tag(DAV, "propfind-finite-depth"), "Depth infinity is not supported")
     mode, names = requested(await body.xml(ctx, request, required=False))
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     if isinstance(res, Item) and res.ref is None:
         raise DavError(404, message="no such item")
     targets = [res]

@@ -16,7 +16,7 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import Collision, folders
+from gateway.store import folders
 from gateway.store import tags as T
 from gateway.store.dav import DAV_PROPERTIES
 from gateway.store.rights import Rights
@@ -93,7 +93,7 @@ def changes(coll: Collection, ops: list[tuple[str, Element]]
 async def handle(ctx: Context, request: Request) -> Response:
     root = await body.xml(ctx, request)
     assert root is not None
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     ops = operations(root)
     names = [p.tag for _, p in ops]
     ms = multistatus()
@@ -106,14 +106,14 @@ async def handle(ctx: Context, request: Request) -> Response:
         response(ms, res.href, [], {403: refused,
                                     424: [n for n in names if n not in refused]})
         return xml_response(ms)
-    folder_props[DAV_PROPERTIES] = collections.dump_dead(dead) if dead else None
+    display = folder_props.pop(T.PidTagDisplayName, None)
 
     def write(txn: Txn) -> None:
+        if display is not None:
+            collections.set_display_name(txn, res.folder.id, display, folder_props, dead)
+        folder_props[DAV_PROPERTIES] = collections.dump_dead(dead) if dead else None
         folders.set_props(txn, res.folder.id, folder_props)
 
-    try:
-        await res.mbox.write(write)
-    except Collision:
-        raise DavError(409, message="another folder has that display name") from None
+    await res.mbox.write(write)
     response(ms, res.href, [], {200: names})
     return xml_response(ms)

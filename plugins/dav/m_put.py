@@ -14,13 +14,13 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import dav
+from gateway.store import Collision, dav
 from gateway.store.rights import Rights
 from gateway.xmlsafe import BodyTooLarge, read_body
-from plugins.dav import body, items, resources, scheduling
+from plugins.dav import body, items, paths, resources, scheduling
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef
-from plugins.dav.resources import Context, Item
+from plugins.dav.resources import Collection, Context, Item
 from plugins.dav.xmlns import CALDAV, CARDDAV, tag
 from plugins.dav.xmlout import href_element
 
@@ -28,7 +28,14 @@ MEDIA = {"calendar": ("text/calendar",), "addressbook": ("text/vcard", "text/x-v
 
 
 async def handle(ctx: Context, request: Request) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    path = body.path_of(request)
+    try:
+        res = await resources.resolve(ctx, path)
+    except DavError as exc:
+        where = paths.parse(path, ctx.base)
+        if exc.status == 404 and where.kind == "item" and where.owner == ctx.user:
+            raise DavError(409, message="no such collection: create it first") from None
+        raise
     if not isinstance(res, Item):
         raise DavError(405, message="PUT goes to an item inside a calendar or address book")
     coll, kind = res.collection, res.collection.kind
@@ -57,21 +64,35 @@ async def handle(ctx: Context, request: Request) -> Response:
                            f"this collection holds {coll.folder.component}")
     else:
         parsed = items.parse_vcard_object(data)
-    holders = [m for m in await items.uid_holders(coll.mbox, coll.folder.id, parsed)
-               if res.ref is None or m != res.ref.id]
-    if holders:
-        taken = await coll.mbox.read(dav.items, coll.folder.id, holders[:1])
-        href = resources.item_href(coll, items.name_of(taken[0], kind)) if taken else coll.href
-        cond = href_element(tag(ns, "no-uid-conflict"), href)
-        raise DavError(403, etree.tostring(cond, encoding="unicode"),
-                       f"UID {parsed.uid} is already used in this collection")
+    if res.ref is not None and not await items.same_uid(coll.mbox, res.ref.id, parsed):
+        # Overwriting an item with another UID is refused (RFC 4791 5.3.2.1, RFC 6352
+        # 6.3.2.1): the holder named is the item itself. Other items with the UID are
+        # found inside the write (dav.put_item), where concurrent PUTs cannot race it.
+        raise await _uid_conflict(coll, res.ref.id, ns)
     plan = await scheduling.before_put(ctx, coll, res.ref, data, request.headers)
-    message_id, cn = await coll.mbox.write(
-        dav.save_item, coll.folder.id, res.ref.id if res.ref else None, parsed.message,
-        res.name, items.FORMATS[kind], data)
-    rewritten = await scheduling.after_put(ctx, coll, parsed, message_id, res.ref is None, plan)
+    create_only = request.headers.get("if-none-match", "").strip() == "*"
+    try:
+        message_id, cn, created = await coll.mbox.write(
+            dav.put_item, coll.folder.id, res.ref.id if res.ref else None, parsed.message,
+            res.name, items.FORMATS[kind], data, items.uid_key(parsed), create_only)
+    except Collision:
+        raise DavError(412, message="If-None-Match failed: the name was taken meanwhile") \
+            from None
+    except dav.UidConflict as exc:
+        raise await _uid_conflict(coll, exc.holder, ns) from None
+    rewritten = await scheduling.after_put(ctx, coll, parsed, message_id, created, plan)
     # An organizer's copy rewritten with SCHEDULE-STATUS has another ETag than these bytes
     # had: then none is sent, and the client reads the item again (RFC 4791 5.3.4).
     etag = ItemRef(message_id, res.name, cn).etag
     headers = {} if rewritten else {"ETag": etag}
-    return Response(status_code=201 if res.ref is None else 204, headers=headers)
+    return Response(status_code=201 if created else 204, headers=headers)
+
+
+async def _uid_conflict(coll: Collection, holder: int, ns: str) -> DavError:
+    """403 no-uid-conflict naming the item that has the UID (RFC 4791 5.3.2.1)."""
+    taken = await coll.mbox.read(dav.items, coll.folder.id, [holder])
+    href = resources.item_href(coll, items.refs(taken, coll.kind)[0].name) if taken else \
+        coll.href
+    cond = href_element(tag(ns, "no-uid-conflict"), href)
+    return DavError(403, etree.tostring(cond, encoding="unicode"),
+                    "the UID is already used in this collection")

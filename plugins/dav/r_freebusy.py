@@ -22,7 +22,7 @@ from starlette.responses import Response
 from gateway.convert.freebusy import folder_free_busy, render_vfreebusy
 from gateway.store import Private, StoreError, permissions
 from gateway.store.rights import Rights
-from plugins.dav import paths, resources
+from plugins.dav import body, paths, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context
 from plugins.dav.xmlns import CALDAV, tag
@@ -110,9 +110,9 @@ async def hidden_default_calendar(ctx: Context, path: str, missing: DavError
 
 async def handle(ctx: Context, request: Request, root: Element) -> Response:
     start, end = time_range(root)
-    mbox, folder_id, rights = await target(ctx, request.url.path)
+    mbox, folder_id, rights = await target(ctx, body.path_of(request))
     if not may_see_free_busy(rights):
         raise DavError(403, "{DAV:}need-privileges", "no read-free-busy privilege here")
     periods = await busy_time(mbox, folder_id, start, end)
-    body = render_vfreebusy(periods, start, end, stamp=datetime.now(UTC).replace(microsecond=0))
-    return Response(body, status_code=200, media_type=CONTENT_TYPE)
+    answer = render_vfreebusy(periods, start, end, stamp=datetime.now(UTC).replace(microsecond=0))
+    return Response(answer, status_code=200, media_type=CONTENT_TYPE)

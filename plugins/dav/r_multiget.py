@@ -12,15 +12,18 @@ from urllib.parse import unquote, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-from plugins.dav import items, reporting, resources
+from plugins.dav import body, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context, Item
-from plugins.dav.xmlns import DAV, tag
+from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
 from plugins.dav.xmlout import Element, multistatus, status_response, xml_response
+
+KINDS = {tag(CALDAV, "calendar-multiget"): "calendar",
+         tag(CARDDAV, "addressbook-multiget"): "addressbook"}
 
 
 async def handle(ctx: Context, request: Request, root: Element) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     hrefs = [(h.text or "").strip() for h in root if h.tag == tag(DAV, "href")]
     if len(hrefs) > ctx.settings.max_results:
         raise DavError(403, tag(DAV, "number-of-matches-within-limits"),
@@ -35,6 +38,8 @@ async def handle(ctx: Context, request: Request, root: Element) -> Response:
         for href in hrefs:
             status_response(ms, href, 404)
         return xml_response(ms)
+    if KINDS[root.tag] != coll.kind:
+        raise DavError(403, tag(DAV, "supported-report"), f"not an {KINDS[root.tag]}")
     prefix = unquote(coll.href)
     names: dict[str, str] = {}
     for href in hrefs:

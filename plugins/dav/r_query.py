@@ -18,7 +18,7 @@ from starlette.responses import Response
 from gateway.store import tables
 from gateway.store import tags as T
 from gateway.store.restrictions import And, Exists, Not, Or, Property, Restriction
-from plugins.dav import caldav_filter, carddav_filter, items, reporting, resources
+from plugins.dav import body, caldav_filter, carddav_filter, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef
 from plugins.dav.resources import Collection, Context, Item
@@ -48,13 +48,16 @@ def window(start: datetime | None, end: datetime | None) -> Restriction:
     if end is not None:
         series_parts.append(Property("lt", T.PidLidAppointmentStartWhole, end + SLACK))
     if start is not None:
+        # A series with exceptions stays in: an override may be moved past the end.
         series_parts.append(Or(Not(Exists(T.PidLidClipEnd)),
-                               Property("ge", T.PidLidClipEnd, start - SLACK)))
+                               Property("ge", T.PidLidClipEnd, start - SLACK),
+                               Property("eq", T.PidTagHasAttachments, True)))
     return Or(single, And(*series_parts), Not(Exists(T.PidLidAppointmentStartWhole)))
 
 
-async def _candidates(coll: Collection, restriction: Restriction | None) -> list[ItemRef]:
-    listing = await items.listing(coll.mbox, coll.folder.id, coll.kind)
+async def _candidates(coll: Collection, restriction: Restriction | None,
+                      only: ItemRef | None = None) -> list[ItemRef]:
+    listing = [only] if only else await items.listing(coll.mbox, coll.folder.id, coll.kind)
     if restriction is None:
         return listing
     result = await tables.contents_table(coll.mbox, coll.folder.id, [T.PidTagMid],
@@ -63,13 +66,17 @@ async def _candidates(coll: Collection, restriction: Restriction | None) -> list
     return [ref for ref in listing if ref.id in keep]
 
 
-async def _collection(ctx: Context, request: Request) -> Collection:
-    res = await resources.resolve(ctx, request.url.path)
+async def _target(ctx: Context, request: Request) -> tuple[Collection, ItemRef | None]:
+    """The collection queried, and the one item when the query is sent to an item (RFC 4791
+    7.8: then only that resource is tested)."""
+    res = await resources.resolve(ctx, body.path_of(request))
     if isinstance(res, Item):
-        return res.collection
+        if res.ref is None:
+            raise DavError(404, message="no such item")
+        return res.collection, res.ref
     if not isinstance(res, Collection):
         raise DavError(403, tag(DAV, "supported-report"), "queries run on a collection")
-    return res
+    return res, None
 
 
 def _check_size(ctx: Context, count: int) -> None:
@@ -79,7 +86,7 @@ def _check_size(ctx: Context, count: int) -> None:
 
 
 async def calendar_query(ctx: Context, request: Request, root: Element) -> Response:
-    coll = await _collection(ctx, request)
+    coll, only = await _target(ctx, request)
     if coll.kind != "calendar":
         raise DavError(403, tag(DAV, "supported-report"), "not a calendar")
     elem = _child(root, tag(CALDAV, "filter"))
@@ -94,7 +101,7 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
     span = query.time_range
     if span is not None and query.component == "VEVENT":
         restriction = window(*span)
-    candidates = await _candidates(coll, restriction)
+    candidates = await _candidates(coll, restriction, only)
     hits: list[Item] = []
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
     for ref in candidates:
@@ -124,7 +131,7 @@ def _nresults(root: Element) -> int | None:
 
 
 async def addressbook_query(ctx: Context, request: Request, root: Element) -> Response:
-    coll = await _collection(ctx, request)
+    coll, only = await _target(ctx, request)
     if coll.kind != "addressbook":
         raise DavError(403, tag(DAV, "supported-report"), "not an address book")
     elem = _child(root, tag(CARDDAV, "filter"))
@@ -132,7 +139,7 @@ async def addressbook_query(ctx: Context, request: Request, root: Element) -> Re
         carddav_filter.AddressbookFilter()
     wanted = reporting.Request(root)
     limit = _nresults(root)
-    candidates = await items.listing(coll.mbox, coll.folder.id, coll.kind)
+    candidates = [only] if only else await items.listing(coll.mbox, coll.folder.id, coll.kind)
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
     hits: list[Item] = []
     truncated = False

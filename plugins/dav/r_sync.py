@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.store import InvalidArgument, sync
 from gateway.store.sync import StateExpired
 from gateway.store.txn import Txn
-from plugins.dav import items, reporting, resources
+from plugins.dav import body, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context, Item
 from plugins.dav.xmlns import DAV, tag
@@ -62,7 +62,7 @@ def _names_of_gone(txn: Txn, folder_id: int, ids: list[int]) -> dict[int, str]:
 
 
 async def handle(ctx: Context, request: Request, root: Element) -> Response:
-    res = await resources.resolve(ctx, request.url.path)
+    res = await resources.resolve(ctx, body.path_of(request))
     if not isinstance(res, Collection):
         raise DavError(403, tag(DAV, "supported-report"), "sync-collection needs a collection")
     token = _token(root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from lxml import etree
@@ -16,6 +17,14 @@ STATUS_TEXT = {200: "OK", 201: "Created", 204: "No Content", 403: "Forbidden",
 XML_TYPE = "application/xml; charset=utf-8"
 
 Element = etree._Element
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry (control characters a folder
+    name from another protocol may hold, lone surrogates): they are dropped, so one odd
+    value never turns a whole answer into an error."""
+    return _NOT_XML.sub("", text) if _NOT_XML.search(text) else text
 
 
 def status_line(code: int) -> str:
@@ -29,14 +38,14 @@ def multistatus() -> Element:
 def sub(parent: Element, clark: str, text: str | None = None) -> Element:
     element = etree.SubElement(parent, clark)
     if text is not None:
-        element.text = text
+        element.text = clean(text)
     return element
 
 
 def element(clark: str, text: str | None = None) -> Element:
     found = etree.Element(clark)
     if text is not None:
-        found.text = text
+        found.text = clean(text)
     return found
 
 
@@ -93,7 +102,7 @@ def xml_response(root: Element, status: int = 207, headers: dict[str, str] | Non
 def error_response(status: int, condition: str | None, message: str = "") -> Response:
     """``<D:error><condition/></D:error>`` (RFC 4918 16), or plain text without one."""
     if condition is None:
-        return Response((message or STATUS_TEXT.get(status, "")) + "\n", status_code=status,
+        return Response(clean(message or STATUS_TEXT.get(status, "")) + "\n", status_code=status,
                         media_type="text/plain; charset=utf-8")
     root = etree.Element(tag(DAV, "error"), nsmap=NSMAP)
     root.append(condition_element(condition))
@@ -104,5 +113,5 @@ def error_response(status: int, condition: str | None, message: str = "") -> Res
 
 def condition_element(condition: str) -> Element:
     if condition.startswith("<"):
-        return etree.fromstring(condition)
+        return etree.fromstring(condition.encode())
     return etree.Element(condition)
