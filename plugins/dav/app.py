@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from gateway.store import AccessDenied, Collision, NotFound, QuotaExceeded, StoreError, TooBig
 from gateway.xmlsafe import BadXml, BodyTooLarge
 from plugins.dav import (
+    acl,
     m_delete,
     m_get,
     m_mkcol,
@@ -29,6 +30,7 @@ from plugins.dav import (
     m_proppatch,
     m_put,
     m_report,
+    r_principal,
 )
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gateway.host import Host
 
 log = logging.getLogger("gateway.plugins.dav")
+r_principal.register()
 
 Handler = Callable[[Context, Request], Awaitable[Response]]
 METHODS: dict[str, Handler] = {
@@ -52,6 +55,7 @@ METHODS: dict[str, Handler] = {
     "MKCALENDAR": m_mkcol.handle,
     "REPORT": m_report.handle,
     "MOVE": m_move.handle,
+    "ACL": acl.handle,
     "POST": m_post.handle,
 }
 

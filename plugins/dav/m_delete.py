@@ -29,8 +29,9 @@ async def handle(ctx: Context, request: Request) -> Response:
     if isinstance(res, Collection):
         if res.folder.id in collections.FIXED or res.folder.id == int(Private.IPM_SUBTREE):
             raise DavError(403, message="a default folder cannot be deleted")
-        if res.owner != ctx.user:
-            resources.require(res.rights, Rights.FOLDER_OWNER, "delete this collection")
+        # Rights, not the URL's owner: the owner holds them all in their own store, and a
+        # collection in their home may live elsewhere (the GAL, in the public store).
+        resources.require(res.rights, Rights.FOLDER_OWNER, "delete this collection")
         await res.mbox.delete_folder(res.folder.id, hard=False)
         return Response(status_code=204)
     raise DavError(403, message="this resource cannot be deleted")

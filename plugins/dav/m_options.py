@@ -8,7 +8,7 @@ from starlette.responses import Response
 from plugins.dav.resources import Context
 
 ALLOW = ("OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCOL, MKCALENDAR, "
-         "MOVE, POST")
+         "MOVE, POST, ACL")
 DAV_CLASSES = ("1, 3, access-control, calendar-access, addressbook, calendar-schedule, "
                "calendar-auto-schedule, extended-mkcol, calendar-proxy")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.store.rights import Rights
 from plugins.dav import body, items, props, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import (
@@ -17,6 +18,7 @@ from plugins.dav.resources import (
     Context,
     Home,
     Item,
+    Principal,
     PrincipalCollection,
     Resource,
     Root,
@@ -56,9 +58,16 @@ async def members(ctx: Context, res: Resource) -> list[Resource]:
 
             return [PrincipalCollection(paths.href(base, "principals", "users"))]
         return [await resources.principal(ctx, ctx.user)]
+    if isinstance(res, Principal) and res.address == ctx.user:
+        from plugins.dav import principals
+
+        return [await principals.proxy_group(ctx, res.address, which)
+                for which in principals.GROUPS]
     if isinstance(res, Home):
         return list(await resources.children(ctx, res))
     if isinstance(res, Collection):
+        if not res.rights & Rights.READ_ANY:  # a folder visible, its items not readable
+            return []
         listing = await items.listing(res.mbox, res.folder.id, res.kind)
         if len(listing) > ctx.settings.max_results:
             raise DavError(507, tag(DAV, "number-of-matches-within-limits"),

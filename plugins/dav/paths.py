@@ -3,6 +3,7 @@
     <base>/                                      root
     <base>/principals/  <base>/principals/users/ principal collections
     <base>/principals/users/<address>/           a user's principal
+    <base>/principals/users/<address>/calendar-proxy-read/ (and -write/)  its proxy groups
     <base>/calendars/<address>/[<collection>/[<item>]]
     <base>/addressbooks/<address>/[<collection>/[<item>]]
 
@@ -22,7 +23,8 @@ from urllib.parse import quote, unquote
 from plugins.dav.errors import DavError
 
 HOMES = ("calendars", "addressbooks")
-Kind = Literal["root", "principals", "users", "principal", "home", "collection", "item"]
+Kind = Literal["root", "principals", "users", "principal", "proxy", "home", "collection",
+               "item"]
 
 _BAD = re.compile(r"[\x00-\x1f\x7f/\\]")
 MAX_SEGMENT = 255
@@ -60,10 +62,12 @@ def parse(path: str, base: str) -> DavPath:
     if top == "principals":
         if len(parts) == 1:
             return DavPath("principals")
-        if parts[1] != "users" or len(parts) > 3:
+        if parts[1] != "users" or len(parts) > 4:
             raise DavError(404, message="no such principal")
         if len(parts) == 2:
             return DavPath("users")
+        if len(parts) == 4:  # calendar-proxy-read/-write of a user (plugins.dav.principals)
+            return DavPath("proxy", owner=parts[2].lower(), collection=parts[3].lower())
         return DavPath("principal", owner=parts[2].lower())
     if top in HOMES and 2 <= len(parts) <= 4:
         owner = parts[1].lower()

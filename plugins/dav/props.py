@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from lxml import etree
 
 from gateway.store.rights import Rights
-from plugins.dav import collections, items, paths, privileges, schedule_boxes
+from plugins.dav import acl, collections, items, paths, principals, privileges, schedule_boxes
 from plugins.dav.resources import (
     Collection,
     Context,
@@ -268,6 +268,8 @@ async def _one(ctx: Context, res: Resource, name: str, ctag: int,
                bodies: dict[int, bytes] | None) -> Element | None:
     if isinstance(res, schedule_boxes.ScheduleBox):
         return schedule_boxes.prop(ctx, res, name)
+    if isinstance(res, principals.ProxyGroup):
+        return await principals.proxy_prop(ctx, res, name)
     if name == D("resourcetype"):
         return _resourcetype(res)
     common = _user_props(ctx, res, name)
@@ -277,11 +279,15 @@ async def _one(ctx: Context, res: Resource, name: str, ctag: int,
         return privileges.current_user_privilege_set(_rights_of(ctx, res))
     if name == D("supported-privilege-set"):
         return privileges.supported_privilege_set()
+    if name in acl.NAMES:
+        return await acl.acl_prop(ctx, res, name)
     if isinstance(res, Item):
         return _item_props(ctx, res, name, (bodies or {}).get(res.ref.id) if res.ref else None)
     if isinstance(res, Collection):
         return _collection_props(ctx, res, name, ctag)
     if isinstance(res, Principal):
+        if name in principals.PRINCIPAL_NAMES:
+            return await principals.principal_prop(ctx, res, name)
         return _principal_props(ctx, res, name)
     if isinstance(res, Home):
         return _home_props(ctx, res, name)

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.store.rights import Rights
 from plugins.dav import body, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context, Item
@@ -40,6 +41,7 @@ async def handle(ctx: Context, request: Request, root: Element) -> Response:
         return xml_response(ms)
     if KINDS[root.tag] != coll.kind:
         raise DavError(403, tag(DAV, "supported-report"), f"not an {KINDS[root.tag]}")
+    resources.require(coll.rights, Rights.READ_ANY, "read this collection")
     prefix = unquote(coll.href)
     names: dict[str, str] = {}
     for href in hrefs:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from gateway.store import tables
 from gateway.store import tags as T
 from gateway.store.restrictions import And, Exists, Not, Or, Property, Restriction
+from gateway.store.rights import Rights
 from plugins.dav import body, caldav_filter, carddav_filter, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef
@@ -73,9 +74,11 @@ async def _target(ctx: Context, request: Request) -> tuple[Collection, ItemRef |
     if isinstance(res, Item):
         if res.ref is None:
             raise DavError(404, message="no such item")
+        resources.require(res.collection.rights, Rights.READ_ANY, "read this calendar")
         return res.collection, res.ref
     if not isinstance(res, Collection):
         raise DavError(403, tag(DAV, "supported-report"), "queries run on a collection")
+    resources.require(res.rights, Rights.READ_ANY, "read this collection")
     return res, None
 
 

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.store import InvalidArgument, sync
+from gateway.store.rights import Rights
 from gateway.store.sync import StateExpired
 from gateway.store.txn import Txn
-from plugins.dav import body, items, reporting, resources
+from plugins.dav import body, collections, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context, Item
 from plugins.dav.xmlns import DAV, tag
@@ -65,6 +66,7 @@ async def handle(ctx: Context, request: Request, root: Element) -> Response:
     res = await resources.resolve(ctx, body.path_of(request))
     if not isinstance(res, Collection):
         raise DavError(403, tag(DAV, "supported-report"), "sync-collection needs a collection")
+    resources.require(res.rights, Rights.READ_ANY, "read this collection")
     token = _token(root)
     if token and not token.startswith(PREFIX):
         raise DavError(403, tag(DAV, "valid-sync-token"), "not one of our sync tokens")
@@ -73,7 +75,7 @@ async def handle(ctx: Context, request: Request, root: Element) -> Response:
     wanted = reporting.Request(root)
     folder = res.folder.id
     try:
-        result = await sync.sync_contents(res.mbox, folder, state, limit)
+        result = await res.mbox.read(_sync, folder, state, limit)
     except (InvalidArgument, StateExpired) as exc:
         raise DavError(403, tag(DAV, "valid-sync-token"), str(exc)) from None
     changed = [i.id for i in (*result.added, *result.changed)]
@@ -91,6 +93,16 @@ async def handle(ctx: Context, request: Request, root: Element) -> Response:
         status_response(ms, res.href, 507)
     sub(ms, tag(DAV, "sync-token"), PREFIX + result.state)
     return xml_response(ms)
+
+
+def _sync(txn: Txn, folder_id: int, state: str | None, limit: int) -> sync.SyncResult:
+    """The changes since ``state``; when complete, with the token the collection's
+    DAV:sync-token property shows (its own latest change, read in the same snapshot), so
+    a client comparing the two sees nothing new until something in it changes."""
+    result = sync.contents(txn, folder_id, state, limit)
+    if not result.more:
+        result.state = collections.tag_and_state(txn, folder_id)[1]
+    return result
 
 
 def _rows(txn: Txn, folder_id: int, ids: list[int]):  # type: ignore[no-untyped-def]

@@ -135,6 +135,10 @@ async def resolve(ctx: Context, path: str) -> Resource:
         raise DavError(404, message=NOT_FOUND)
     if where.kind == "principal":
         return await principal(ctx, where.owner)
+    if where.kind == "proxy":
+        from plugins.dav import principals  # it builds on this module
+
+        return await principals.proxy_group(ctx, where.owner, where.collection)
     if where.kind == "home":
         return await home(ctx, where.owner, where.home)
     if where.home == "calendars":
@@ -176,11 +180,20 @@ async def children(ctx: Context, where: Home) -> list[Collection]:
     if where.mbox is None:
         return []
     found = await visible(ctx, where.mbox, where.home)
-    return [Collection(paths.href(ctx.base, where.home, where.owner, info.segment), where.owner,
-                       where.home, where.mbox, info) for info in found]
+    out = [Collection(paths.href(ctx.base, where.home, where.owner, info.segment), where.owner,
+                      where.home, where.mbox, info) for info in found]
+    if where.home == "addressbooks" and where.owner == ctx.user and ctx.settings.gal:
+        from plugins.dav import gal  # it builds on this module
+
+        out.append(await gal.gal_collection(ctx, where.owner))
+    return out
 
 
 async def collection(ctx: Context, owner: str, kind: str, segment: str) -> Collection:
+    if kind == "addressbooks" and segment.lower() == "gal" and ctx.settings.gal:
+        from plugins.dav import gal  # it builds on this module
+
+        return await gal.gal_collection(ctx, owner)
     mbox = await ctx.store(owner)
     info = await mbox.read(collections.find, kind, segment, ctx.user)
     if info is None:
