@@ -20,7 +20,7 @@ from gateway.store import tags as T
 from gateway.store.rights import Rights
 from plugins.dav import body, collections, paths, resources
 from plugins.dav.errors import DavError
-from plugins.dav.m_proppatch import PROTECTED, text
+from plugins.dav.m_proppatch import PROTECTED, TIMEZONE, text, valid_timezone
 from plugins.dav.resources import Context
 from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
 from plugins.dav.xmlout import Element, multistatus, response, xml_response
@@ -87,7 +87,7 @@ async def handle(ctx: Context, request: Request) -> Response:
                 component = "VTODO"
             elif comps != {"VEVENT"}:
                 bad.append(prop.tag)
-        elif prop.tag in PROTECTED:
+        elif prop.tag in PROTECTED or (prop.tag == TIMEZONE and not valid_timezone(text(prop))):
             bad.append(prop.tag)
         else:
             dead[prop.tag] = etree.tostring(prop, encoding="unicode")

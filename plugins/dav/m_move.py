@@ -68,13 +68,19 @@ async def handle(ctx: Context, request: Request) -> Response:
             raise DavError(403, etree.tostring(cond, encoding="unicode"),
                            "the destination has an item with this UID")
 
+    fmt = items.FORMATS[res.collection.kind]
+
     def move(txn: Txn) -> None:
         from gateway.store import messages
 
+        kept = dav.renders(txn, [mid], fmt).get(mid)
         if replaced is not None:
             messages.delete(txn, [replaced], hard=True)
         new_id = messages.move(txn, [mid], dest_folder, renumber=True)[mid]
         txn.write_props("message_props", new_id, {dav.DAV_NAME: target.name})
+        cn = dav.change_number(txn, new_id)
+        if kept is not None and cn is not None:  # the same bytes answer at the new place
+            dav.keep_renders(txn, fmt, {new_id: (cn, kept)})
 
     await res.collection.mbox.write(move)
     return Response(status_code=204 if replaced is not None else 201)

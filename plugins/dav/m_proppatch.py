@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from icalendar import Calendar
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +37,19 @@ PROTECTED = {tag(DAV, n) for n in ("resourcetype", "getetag", "getcontenttype",
     tag(CARDDAV, "supported-address-data"), tag(CARDDAV, "max-resource-size"),
     tag(CS, "getctag")}
 COMPONENT_SET = tag(CALDAV, "supported-calendar-component-set")
+
+
+TIMEZONE = tag(CALDAV, "calendar-timezone")
+
+
+def valid_timezone(data: str) -> bool:
+    """A calendar-timezone value: a VCALENDAR with exactly one VTIMEZONE (RFC 4791 5.2.2)."""
+    try:
+        cal = Calendar.from_ical(data)
+    except Exception:  # icalendar raises several kinds on garbage
+        return False
+    zones = [c for c in cal.subcomponents if c.name == "VTIMEZONE"]
+    return cal.name == "VCALENDAR" and len(zones) == 1
 
 
 def operations(root: Element) -> list[tuple[str, Element]]:
@@ -81,6 +95,9 @@ def changes(coll: Collection, ops: list[tuple[str, Element]]
             refused.append(name)
             continue
         if name in PROTECTED:
+            refused.append(name)
+            continue
+        if name == TIMEZONE and op == "set" and not valid_timezone(text(prop)):
             refused.append(name)
             continue
         if op == "set":
