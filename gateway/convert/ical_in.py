@@ -68,16 +68,12 @@ def parse_calendar(data: bytes | str, *, default_tz: str = "UTC",
 
 
 def parse_calendar_report(data: bytes | str, *, default_tz: str = "UTC",
-                          max_components: int = MAX_COMPONENTS) -> ParseResult:
+                          max_components: int = MAX_COMPONENTS,
+                          parsed: list[Calendar] | None = None) -> ParseResult:
+    """:func:`parse_calendar` with the problems returned; ``parsed``: the calendars of
+    ``data`` already read by the caller (icalendar's parser is the costly part)."""
     result = ParseResult()
-    if len(data) > MAX_BYTES:
-        result.errors.append(f"calendar of {len(data)} bytes cut to {MAX_BYTES}")
-        data = data[:MAX_BYTES]
-    try:
-        calendars = Calendar.from_ical(data, multiple=True)
-    except Exception as exc:  # icalendar raises many kinds on garbage
-        result.errors.append(f"not an iCalendar object as a whole ({exc}): read by component")
-        calendars = _salvage(data, result.errors)
+    calendars = parsed if parsed is not None else _read(data, result.errors)
     fallback = Z.zone(default_tz) or UTC
     budget = max_components
     for cal in calendars:
@@ -106,6 +102,17 @@ def parse_calendar_report(data: bytes | str, *, default_tz: str = "UTC",
                 log.exception("iCalendar import of %s failed", uid)
                 result.errors.append(f"{uid}: not converted: {exc!r}")
     return result
+
+
+def _read(data: bytes | str, errors: list[str]) -> list[Calendar]:
+    if len(data) > MAX_BYTES:
+        errors.append(f"calendar of {len(data)} bytes cut to {MAX_BYTES}")
+        data = data[:MAX_BYTES]
+    try:
+        return list(Calendar.from_ical(data, multiple=True))
+    except Exception as exc:  # icalendar raises many kinds on garbage
+        errors.append(f"not an iCalendar object as a whole ({exc}): read by component")
+        return _salvage(data, errors)
 
 
 _BLOCK = re.compile(r"^BEGIN:(VTIMEZONE|VEVENT|VTODO)\r?$(.*?)^END:\1\r?$", re.M | re.S | re.I)

@@ -132,6 +132,8 @@ class Parsed:
     uid: str
     component: str
     """``VEVENT``/``VTODO``/``VCARD``."""
+    calendar: Calendar | None = None
+    """The iCalendar as read (calendar objects only), so it is parsed once per PUT."""
 
 
 _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -167,11 +169,11 @@ def parse_calendar_object(data: bytes) -> Parsed:
     if component == "VJOURNAL":
         raise DavError(403, tag(CALDAV, "supported-calendar-component"),
                        "VJOURNAL is not stored")
-    result = parse_calendar_report(data)
+    result = parse_calendar_report(data, parsed=[cal])
     if len(result.messages) != 1:
         raise DavError(403, tag(CALDAV, "valid-calendar-data"),
                        "; ".join(result.errors) or "the calendar object could not be read")
-    return Parsed(result.messages[0], uids.pop(), component)
+    return Parsed(result.messages[0], uids.pop(), component, cal)
 
 
 def parse_vcard_object(data: bytes) -> Parsed:

@@ -57,6 +57,10 @@ async def handle(ctx: Context, request: Request) -> Response:
                        f"larger than {ctx.settings.max_resource_bytes} bytes") from None
     if len(res.name) > items.MAX_NAME:
         raise DavError(400, message="name too long")
+    if res.ref is None and items.FALLBACK.match(res.name):
+        raise DavError(403, message="names gw-<number> are kept for items other protocols "
+                                    "make; choose another name")
+    data = _utf8(data, request.headers.get("content-type", ""), ns, kind)
     if kind == "calendar":
         parsed = items.parse_calendar_object(data)
         if parsed.component != coll.folder.component:
@@ -69,7 +73,8 @@ async def handle(ctx: Context, request: Request) -> Response:
         # 6.3.2.1): the holder named is the item itself. Other items with the UID are
         # found inside the write (dav.put_item), where concurrent PUTs cannot race it.
         raise await _uid_conflict(coll, res.ref.id, ns)
-    plan = await scheduling.before_put(ctx, coll, res.ref, data, request.headers)
+    plan = await scheduling.before_put(ctx, coll, res.ref, parsed.calendar or data,
+                                       request.headers)
     create_only = request.headers.get("if-none-match", "").strip() == "*"
     try:
         message_id, cn, created = await coll.mbox.write(
@@ -86,6 +91,25 @@ async def handle(ctx: Context, request: Request) -> Response:
     etag = ItemRef(message_id, res.name, cn).etag
     headers = {} if rewritten else {"ETag": etag}
     return Response(status_code=201 if created else 204, headers=headers)
+
+
+def _utf8(data: bytes, content_type: str, ns: str, kind: str) -> bytes:
+    """The body as UTF-8: transcoded from a declared charset, refused when it is not
+    text in any (RFC 5545 3.1.4 and RFC 6350 3.1 make UTF-8 the default)."""
+    charset = ""
+    for param in content_type.split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    condition = tag(ns, "valid-calendar-data" if kind == "calendar" else "valid-address-data")
+    try:
+        if charset and charset not in ("utf-8", "utf8", "us-ascii"):
+            return data.decode(charset).encode("utf-8")
+        data.decode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        raise DavError(403, condition, f"the body is not text in {charset or 'UTF-8'}") \
+            from None
+    return data
 
 
 async def _uid_conflict(coll: Collection, holder: int, ns: str) -> DavError:

@@ -130,7 +130,8 @@ def read_meeting(data: bytes | Calendar) -> Meeting:
     """The scheduling view of a calendar object; 403 with the precondition it breaks."""
     cal = data if isinstance(data, Calendar) else Calendar.from_ical(data)
     comps = components(cal)
-    organizers = {str(c.get("ORGANIZER", "")).strip().lower() for c in comps}
+    # "when present" (RFC 6638 3.2.4.2): an override without ORGANIZER is not a conflict.
+    organizers = {str(c.get("ORGANIZER", "")).strip().lower() for c in comps} - {""}
     if len(organizers) > 1:
         raise DavError(403, tag(CALDAV, "same-organizer-in-all-components"),
                        "every component of a meeting needs the same ORGANIZER")
@@ -147,7 +148,7 @@ def read_meeting(data: bytes | Calendar) -> Meeting:
     if len(attendees) > MAX_ATTENDEES:
         raise DavError(403, tag(CALDAV, "max-attendees-per-instance"),
                        f"more than {MAX_ATTENDEES} attendees")
-    organizer = comps[0].get("ORGANIZER") if comps else None
+    organizer = next((c.get("ORGANIZER") for c in comps if c.get("ORGANIZER")), None)
     agent = _param(organizer, "SCHEDULE-AGENT", "SERVER")
     uid = str(comps[0].get("UID", "")) if comps else ""
     return Meeting(cal, uid, cal_address(organizer), agent == "SERVER", attendees)
@@ -318,10 +319,11 @@ async def current(coll: Collection, ref: ItemRef | None) -> Meeting | None:
         return None
 
 
-async def before_put(ctx: Context, coll: Collection, ref: ItemRef | None, data: bytes,
-                     headers: Mapping[str, str] | None = None) -> Plan:
+async def before_put(ctx: Context, coll: Collection, ref: ItemRef | None,
+                     data: bytes | Calendar, headers: Mapping[str, str] | None = None) -> Plan:
     """Check a calendar object about to be stored (``data`` already passed
-    :func:`items.parse_calendar_object`); 403 when scheduling forbids it."""
+    :func:`items.parse_calendar_object`, or the Calendar it read); 403 when scheduling
+    forbids it."""
     if coll.kind != "calendar" or coll.folder.component != "VEVENT":
         return Plan("none")
     meeting = read_meeting(data)
@@ -367,7 +369,9 @@ async def after_put(ctx: Context, coll: Collection, parsed: Parsed, message_id: 
             return None
         if plan.role == "organizer":
             return await organize(ctx, coll, message_id, meeting, plan.old, history)
-        if plan.role == "attendee" and plan.reply:
+        # An attendee's new copy (an invitation imported by the client) sends nothing: the
+        # client answered the organizer itself; a REPLY follows a change of the copy.
+        if plan.role == "attendee" and plan.reply and plan.old is not None:
             await reply(ctx, coll.owner, meeting, plan.old)
     except Exception:  # the item is stored; scheduling problems are logged, not answered
         log.exception("scheduling after PUT of message %s of %s failed", message_id,
