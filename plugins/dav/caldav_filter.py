@@ -165,6 +165,17 @@ class CalendarFilter:
             return None
         return required[0].time_range.as_tuple()
 
+    @property
+    def only_time_range(self) -> bool:
+        """The filter is nothing but one time-range on :attr:`component` (the common
+        query): an object whose stored start and end decide it needs no reading."""
+        root = self.root
+        if root.any_of or root.props or len(root.comps) != 1:
+            return False
+        wanted = root.comps[0]
+        return (wanted.defined and wanted.time_range is not None and not wanted.props
+                and not wanted.comps and not wanted.any_of)
+
     def _required(self) -> list[CompFilter]:
         """The comp-filters under VCALENDAR that every match passes."""
         return [] if self.root.any_of else [c for c in self.root.comps if c.defined]

@@ -56,14 +56,31 @@ def window(start: datetime | None, end: datetime | None) -> Restriction:
     return Or(single, And(*series_parts), Not(Exists(T.PidLidAppointmentStartWhole)))
 
 
+def certain(start: datetime | None, end: datetime | None) -> Restriction:
+    """Single, timed appointments whose stored UTC start and end overlap [start, end):
+    they match a plain time-range filter without being read. All-day and floating ones
+    (evaluated in the query's time zone) and series go through the exact test."""
+    parts: list[Restriction] = [Not(Property("eq", T.PidLidRecurring, True)),
+                                Not(Property("eq", T.PidLidAppointmentSubType, True))]
+    if end is not None:
+        parts.append(Property("lt", T.PidLidAppointmentStartWhole, end))
+    if start is not None:
+        parts.append(Property("gt", T.PidLidAppointmentEndWhole, start))
+    return And(*parts)
+
+
+async def _ids(coll: Collection, restriction: Restriction) -> set[int]:
+    result = await tables.contents_table(coll.mbox, coll.folder.id, [T.PidTagMid],
+                                         restriction=restriction)
+    return {row["id"] for row in result.rows}
+
+
 async def _candidates(coll: Collection, restriction: Restriction | None,
                       only: ItemRef | None = None) -> list[ItemRef]:
     listing = [only] if only else await items.listing(coll.mbox, coll.folder.id, coll.kind)
     if restriction is None:
         return listing
-    result = await tables.contents_table(coll.mbox, coll.folder.id, [T.PidTagMid],
-                                         restriction=restriction)
-    keep = {row["id"] for row in result.rows}
+    keep = await _ids(coll, restriction)
     return [ref for ref in listing if ref.id in keep]
 
 
@@ -101,15 +118,21 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
     if query.component is not None and query.component != coll.folder.component:
         return xml_response(ms)
     restriction = None
+    sure: set[int] = set()
     span = query.time_range
     if span is not None and query.component == "VEVENT":
         restriction = window(*span)
+        if query.only_time_range:
+            sure = await _ids(coll, certain(*span))
     candidates = await _candidates(coll, restriction, only)
     hits: list[Item] = []
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
     for ref in candidates:
         raw = bodies.get(ref.id)
         if raw is None:
+            continue
+        if ref.id in sure:
+            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
             continue
         try:
             cal = Calendar.from_ical(raw)
