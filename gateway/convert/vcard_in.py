@@ -212,8 +212,10 @@ class _Card:
 
     def put_emails(self, name: str) -> None:
         seen: list[str] = []
+        folded: set[str] = set()
         for _, address in self.emails:
-            if address.lower() not in (s.lower() for s in seen):
+            if address.lower() not in folded:
+                folded.add(address.lower())
                 seen.append(address)
         if len(seen) > 3:
             log.warning("vcard: %d e-mail addresses; MAPI keeps three", len(seen))

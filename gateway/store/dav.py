@@ -162,13 +162,26 @@ class UidConflict(StoreError):
         self.holder = holder
 
 
+class Changed(StoreError):
+    """The item changed since the client read it (a failed If-Match)."""
+
+
+def check_unchanged(txn: Txn, message_id: int, expected: int | None) -> None:
+    """Raise :class:`Changed` unless the message still has change number ``expected``."""
+    if expected is not None and change_number(txn, message_id) != expected:
+        raise Changed(f"message {message_id} changed")
+
+
 def put_item(txn: Txn, folder_id: int, message_id: int | None, new: Any, name: str,
              fmt: str, data: bytes, uid: tuple[PropKey, Any] | None = None,
-             create_only: bool = False) -> tuple[int, int, bool]:
+             create_only: bool = False, expected: int | None = None) -> tuple[int, int, bool]:
     """:func:`save_item` with the checks a PUT needs made inside the write, so concurrent
     PUTs cannot both pass them: a name taken since the client looked is replaced (or
-    :class:`Collision` with ``create_only``, If-None-Match: *), and another item with
-    ``uid`` (property, value) raises :class:`UidConflict`. Returns ``(id, CN, created)``."""
+    :class:`Collision` with ``create_only``, If-None-Match: *), another item with
+    ``uid`` (property, value) raises :class:`UidConflict`, and an item no longer at the
+    ``expected`` change number (If-Match) :class:`Changed`. Returns ``(id, CN, created)``."""
+    if message_id is not None:
+        check_unchanged(txn, message_id, expected)
     current = by_name(txn, folder_id, name)
     if message_id is None and current is not None:
         if create_only:

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.store import Private, folders, permissions, sync
+from gateway.store import Collision, Private, folders, permissions, sync
 from gateway.store import tags as T
 from gateway.store.dav import DAV_PROPERTIES, DAV_SEGMENT
 from gateway.store.rights import Rights
@@ -72,6 +72,16 @@ def _class_kind(container_class: str) -> str | None:
     if container_class == CONTACT_CLASS or container_class.startswith(CONTACT_CLASS + "."):
         return "addressbooks"
     return None
+
+
+def dead_properties(txn: Txn, folder_id: int) -> dict[str, str]:
+    """The folder's dead properties as stored now."""
+    raw = txn.read_props("folder_props", folder_id, [DAV_PROPERTIES]).get(DAV_PROPERTIES)
+    try:
+        found = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _info(txn: Txn, folder_id: int, user: str | None) -> FolderInfo | None:
@@ -156,6 +166,8 @@ def create(txn: Txn, home: str, segment: str, name: str, container_class: str,
            props: dict[Any, Any], dead: dict[str, str]) -> int:
     """A new folder for MKCALENDAR/MKCOL under the IPM subtree (calendars and task lists
     beside Calendar, address books beside Contacts)."""
+    if find(txn, home, segment, txn.info.key) is not None:  # checked again inside the write
+        raise Collision(f"a collection {segment} exists")
     parent = int(Private.IPM_SUBTREE)
     display = name or segment
     base, n = display, 1

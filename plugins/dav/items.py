@@ -145,6 +145,8 @@ def parse_calendar_object(data: bytes) -> Parsed:
     if _CONTROL.search(data):  # RFC 5545 3.1: no control characters but HTAB in values
         raise DavError(403, tag(CALDAV, "valid-calendar-data"),
                        "control characters are not allowed in iCalendar")
+    if not data.rstrip().upper().endswith(b"END:VCALENDAR"):  # icalendar closes it anyway
+        raise DavError(403, tag(CALDAV, "valid-calendar-data"), "the iCalendar is cut short")
     try:
         calendars = Calendar.from_ical(data, multiple=True)
     except Exception as exc:  # icalendar raises ValueError, KeyError, IndexError...

@@ -9,8 +9,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import Private
+from gateway.store import Private, dav, messages
 from gateway.store.rights import Rights
+from gateway.store.txn import Txn
 from plugins.dav import body, collections, resources, scheduling
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Collection, Context, Item
@@ -24,7 +25,18 @@ async def handle(ctx: Context, request: Request) -> Response:
         body.check_preconditions(request, res.ref.etag)
         resources.require(res.collection.rights, Rights.DELETE_ANY, "delete this item")
         await scheduling.before_delete(ctx, res.collection, res.ref, request.headers)
-        await res.collection.mbox.delete_messages([res.ref.id], hard=False)
+        expected = res.ref.change_number if request.headers.get("if-match") else None
+        mid = res.ref.id
+
+        def delete(txn: Txn) -> None:
+            dav.check_unchanged(txn, mid, expected)
+            messages.delete(txn, [mid], hard=False)
+
+        try:
+            await res.collection.mbox.write(delete)
+        except dav.Changed:
+            raise DavError(412, message="If-Match failed: the item changed meanwhile") \
+                from None
         return Response(status_code=204)
     if isinstance(res, Collection):
         if res.folder.id in collections.FIXED or res.folder.id == int(Private.IPM_SUBTREE):

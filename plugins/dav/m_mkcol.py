@@ -15,7 +15,7 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import Private
+from gateway.store import Collision, Private
 from gateway.store import tags as T
 from gateway.store.rights import Rights
 from plugins.dav import body, collections, paths, resources
@@ -51,6 +51,10 @@ async def handle(ctx: Context, request: Request) -> Response:
                        tag(CALDAV, "calendar-collection-location-ok") if calendar else None,
                        "collections are made directly in a calendar or address book home")
     if where.owner != ctx.user:
+        # the home first: one the user cannot see is a 404 like a user who does not exist
+        if not await ctx.user_exists(where.owner):
+            raise DavError(404, message=resources.NOT_FOUND)
+        await resources.home(ctx, where.owner, where.home)
         mbox = await ctx.store(where.owner)
         rights = Rights(await mbox.read(_subtree_rights, ctx.user))
         resources.require(rights, Rights.CREATE_SUBFOLDER, "create collections here")
@@ -105,8 +109,12 @@ async def handle(ctx: Context, request: Request) -> Response:
         return xml_response(ms, 403)
     container = ("IPF.Contact" if kind == "addressbook"
                  else "IPF.Task" if component == "VTODO" else "IPF.Appointment")
-    await mbox.write(collections.create, where.home, where.collection, name, container,
-                     folder_props, dead)
+    try:
+        await mbox.write(collections.create, where.home, where.collection, name, container,
+                         folder_props, dead)
+    except Collision:  # made by a concurrent request since the check above
+        raise DavError(405, tag(DAV, "resource-must-be-null"), "that collection exists") \
+            from None
     return Response(status_code=201, headers={"Cache-Control": "no-cache"})
 
 

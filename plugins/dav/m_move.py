@@ -31,7 +31,14 @@ async def handle(ctx: Context, request: Request) -> Response:
     destination = request.headers.get("destination", "")
     if not destination:
         raise DavError(400, message="MOVE needs a Destination header")
-    target_path = urlsplit(destination).path
+    try:
+        parts = urlsplit(destination)
+    except ValueError:
+        raise DavError(400, message="the Destination header is not a URL") from None
+    host = request.headers.get("host", "")
+    if parts.netloc and host and parts.netloc.lower() != host.lower():
+        raise DavError(502, message="the Destination is on another server")
+    target_path = parts.path
     where = paths.parse(target_path, ctx.base)
     if where.kind != "item" or where.home != res.collection.home:
         raise DavError(403, message="the destination is not an item of the same kind")
@@ -70,9 +77,12 @@ async def handle(ctx: Context, request: Request) -> Response:
 
     fmt = items.FORMATS[res.collection.kind]
 
+    expected = res.ref.change_number if request.headers.get("if-match") else None
+
     def move(txn: Txn) -> None:
         from gateway.store import messages
 
+        dav.check_unchanged(txn, mid, expected)
         kept = dav.renders(txn, [mid], fmt).get(mid)
         if replaced is not None:
             messages.delete(txn, [replaced], hard=True)
@@ -82,5 +92,8 @@ async def handle(ctx: Context, request: Request) -> Response:
         if kept is not None and cn is not None:  # the same bytes answer at the new place
             dav.keep_renders(txn, fmt, {new_id: (cn, kept)})
 
-    await res.collection.mbox.write(move)
+    try:
+        await res.collection.mbox.write(move)
+    except dav.Changed:
+        raise DavError(412, message="If-Match failed: the item changed meanwhile") from None
     return Response(status_code=204 if replaced is not None else 201)

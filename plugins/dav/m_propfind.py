@@ -7,6 +7,8 @@ come from that listing, so a calendar of thousands answers in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,6 +28,17 @@ from plugins.dav.resources import (
 from plugins.dav.xmlns import DAV, tag
 from plugins.dav.xmlout import Element, multistatus, response, status_response, xml_response
 
+MAX_NAMES = 500
+"""Most distinct properties one request may name (every one costs each resource answered)."""
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """The names once each, in order; 400 beyond :data:`MAX_NAMES`."""
+    found = list(dict.fromkeys(names))
+    if len(found) > MAX_NAMES:
+        raise DavError(400, message=f"more than {MAX_NAMES} properties asked for")
+    return found
+
 
 def requested(root: Element | None) -> tuple[str, list[str] | None]:
     """``("prop", names)``, ``("allprop", None)`` or ``("propname", None)``."""
@@ -35,7 +48,7 @@ def requested(root: Element | None) -> tuple[str, list[str] | None]:
         raise DavError(400, message="the body is not a DAV:propfind")
     for child in root:
         if child.tag == tag(DAV, "prop"):
-            return "prop", [p.tag for p in child if isinstance(p.tag, str)]
+            return "prop", unique_names(p.tag for p in child if isinstance(p.tag, str))
         if child.tag == tag(DAV, "allprop"):
             return "allprop", None
         if child.tag == tag(DAV, "propname"):

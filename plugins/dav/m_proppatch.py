@@ -73,10 +73,11 @@ def text(element: Element) -> str:
 
 
 def changes(coll: Collection, ops: list[tuple[str, Element]]
-            ) -> tuple[dict[Any, Any], dict[str, str], list[str]]:
-    """The folder properties and dead properties to write, and the names refused."""
+            ) -> tuple[dict[Any, Any], dict[str, str | None], list[str]]:
+    """The folder properties to write, the dead properties to set (None: remove), and the
+    names refused."""
     folder_props: dict[Any, Any] = {}
-    dead = dict(coll.folder.dead)
+    dead: dict[str, str | None] = {}
     refused = []
     for op, prop in ops:
         name = prop.tag
@@ -100,10 +101,7 @@ def changes(coll: Collection, ops: list[tuple[str, Element]]
         if name == TIMEZONE and op == "set" and not valid_timezone(text(prop)):
             refused.append(name)
             continue
-        if op == "set":
-            dead[name] = etree.tostring(prop, encoding="unicode")
-        else:
-            dead.pop(name, None)
+        dead[name] = etree.tostring(prop, encoding="unicode") if op == "set" else None
     return folder_props, dead, refused
 
 
@@ -118,7 +116,7 @@ async def handle(ctx: Context, request: Request) -> Response:
         response(ms, res.href, [], {403: names})
         return xml_response(ms)
     resources.require(res.rights, Rights.FOLDER_OWNER, "change this collection's settings")
-    folder_props, dead, refused = changes(res, ops)
+    folder_props, changed, refused = changes(res, ops)
     if refused:
         response(ms, res.href, [], {403: refused,
                                     424: [n for n in names if n not in refused]})
@@ -126,6 +124,13 @@ async def handle(ctx: Context, request: Request) -> Response:
     display = folder_props.pop(T.PidTagDisplayName, None)
 
     def write(txn: Txn) -> None:
+        # merged into what the folder has now, so concurrent PROPPATCHes keep each other's
+        dead = collections.dead_properties(txn, res.folder.id)
+        for name, value in changed.items():
+            if value is None:
+                dead.pop(name, None)
+            else:
+                dead[name] = value
         if display is not None:
             collections.set_display_name(txn, res.folder.id, display, folder_props, dead)
         folder_props[DAV_PROPERTIES] = collections.dump_dead(dead) if dead else None

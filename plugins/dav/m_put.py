@@ -10,6 +10,8 @@ bytes kept, so the ETag returned is the one a later GET gives with those bytes.
 
 from __future__ import annotations
 
+import asyncio
+
 from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,12 +64,12 @@ async def handle(ctx: Context, request: Request) -> Response:
                                     "make; choose another name")
     data = _utf8(data, request.headers.get("content-type", ""), ns, kind)
     if kind == "calendar":
-        parsed = items.parse_calendar_object(data)
+        parsed = await asyncio.to_thread(items.parse_calendar_object, data)
         if parsed.component != coll.folder.component:
             raise DavError(403, tag(CALDAV, "supported-calendar-component"),
                            f"this collection holds {coll.folder.component}")
     else:
-        parsed = items.parse_vcard_object(data)
+        parsed = await asyncio.to_thread(items.parse_vcard_object, data)
     if res.ref is not None and not await items.same_uid(coll.mbox, res.ref.id, parsed):
         # Overwriting an item with another UID is refused (RFC 4791 5.3.2.1, RFC 6352
         # 6.3.2.1): the holder named is the item itself. Other items with the UID are
@@ -79,10 +81,13 @@ async def handle(ctx: Context, request: Request) -> Response:
     try:
         message_id, cn, created = await coll.mbox.write(
             dav.put_item, coll.folder.id, res.ref.id if res.ref else None, parsed.message,
-            res.name, items.FORMATS[kind], data, items.uid_key(parsed), create_only)
+            res.name, items.FORMATS[kind], data, items.uid_key(parsed), create_only,
+            expected_cn(request, res.ref))
     except Collision:
         raise DavError(412, message="If-None-Match failed: the name was taken meanwhile") \
             from None
+    except dav.Changed:
+        raise DavError(412, message="If-Match failed: the item changed meanwhile") from None
     except dav.UidConflict as exc:
         raise await _uid_conflict(coll, exc.holder, ns) from None
     rewritten = await scheduling.after_put(ctx, coll, parsed, message_id, created, plan)
@@ -91,6 +96,14 @@ async def handle(ctx: Context, request: Request) -> Response:
     etag = ItemRef(message_id, res.name, cn).etag
     headers = {} if rewritten else {"ETag": etag}
     return Response(status_code=201 if created else 204, headers=headers)
+
+
+def expected_cn(request: Request, ref: ItemRef | None) -> int | None:
+    """With If-Match, the change number the item must still have when written (checked
+    inside the write, so of concurrent conditional writes exactly one wins)."""
+    if ref is None or request.headers.get("if-match") is None:
+        return None
+    return ref.change_number
 
 
 def _utf8(data: bytes, content_type: str, ns: str, kind: str) -> bytes:

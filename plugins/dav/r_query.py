@@ -9,6 +9,7 @@ expanded, on its iCalendar. The address book query tests each vCard.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from icalendar import Calendar
@@ -125,24 +126,44 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
         if query.only_time_range:
             sure = await _ids(coll, certain(*span))
     candidates = await _candidates(coll, restriction, only)
-    hits: list[Item] = []
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
+    # Reading and testing the candidates is CPU work: off the event loop.
+    found = await asyncio.to_thread(_calendar_matches, query, candidates, bodies, sure)
+    hits = [Item(resources.item_href(coll, ref.name), coll, ref.name, ref) for ref in found]
+    _check_size(ctx, len(hits))
+    await reporting.write_items(ctx, ms, wanted, hits, bodies)
+    return xml_response(ms)
+
+
+def _calendar_matches(query: caldav_filter.CalendarFilter, candidates: list[ItemRef],
+                      bodies: dict[int, bytes], sure: set[int]) -> list[ItemRef]:
+    found = []
     for ref in candidates:
         raw = bodies.get(ref.id)
         if raw is None:
             continue
         if ref.id in sure:
-            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
+            found.append(ref)
             continue
         try:
             cal = Calendar.from_ical(raw)
         except Exception:  # an unreadable stored item matches nothing
             continue
         if query.matches(cal):
-            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
-    _check_size(ctx, len(hits))
-    await reporting.write_items(ctx, ms, wanted, hits, bodies)
-    return xml_response(ms)
+            found.append(ref)
+    return found
+
+
+def _card_matches(query: carddav_filter.AddressbookFilter, candidates: list[ItemRef],
+                  bodies: dict[int, bytes], limit: int | None) -> tuple[list[ItemRef], bool]:
+    found = []
+    for ref in candidates:
+        raw = bodies.get(ref.id)
+        if raw is not None and query.matches(raw):
+            if limit is not None and len(found) >= limit:
+                return found, True
+            found.append(ref)
+    return found, False
 
 
 def _nresults(root: Element) -> int | None:
@@ -167,15 +188,8 @@ async def addressbook_query(ctx: Context, request: Request, root: Element) -> Re
     limit = _nresults(root)
     candidates = [only] if only else await items.listing(coll.mbox, coll.folder.id, coll.kind)
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
-    hits: list[Item] = []
-    truncated = False
-    for ref in candidates:
-        raw = bodies.get(ref.id)
-        if raw is not None and query.matches(raw):
-            if limit is not None and len(hits) >= limit:
-                truncated = True
-                break
-            hits.append(Item(resources.item_href(coll, ref.name), coll, ref.name, ref))
+    found, truncated = await asyncio.to_thread(_card_matches, query, candidates, bodies, limit)
+    hits = [Item(resources.item_href(coll, ref.name), coll, ref.name, ref) for ref in found]
     _check_size(ctx, len(hits))
     ms = multistatus()
     await reporting.write_items(ctx, ms, wanted, hits, bodies)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plugins.dav import calendar_data, carddav_filter, props
+from plugins.dav.m_propfind import unique_names
 from plugins.dav.resources import Context, Item
 from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
 from plugins.dav.xmlout import Element, element, response
@@ -37,6 +38,7 @@ class Request:
                     self.spec = carddav_filter.parse_address_data(prop)
                 else:
                     self.names.append(prop.tag)
+        self.names = unique_names(self.names)
 
 
 async def write_items(ctx: Context, ms: Element, wanted: Request, found: Sequence[Item],
