@@ -33,6 +33,7 @@ from plugins.dav import (
     r_principal,
 )
 from plugins.dav.errors import DavError
+from plugins.dav.parsed import ParsedCalendars
 from plugins.dav.resources import Context
 from plugins.dav.xmlout import error_response
 
@@ -65,6 +66,7 @@ class DavApp:
 
     def __init__(self, host: Host):
         self.host = host
+        self.parsed = ParsedCalendars(host.config.dav.parsed_cache_items)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -76,7 +78,7 @@ class DavApp:
         if handler is None:
             return Response(f"{request.method} is not supported here\n", status_code=405,
                             headers={"Allow": m_options.ALLOW})
-        ctx = Context.of(self.host, request.scope)
+        ctx = Context.of(self.host, request.scope, self.parsed)
         try:
             return await handler(ctx, request)
         except DavError as exc:

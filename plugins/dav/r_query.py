@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from icalendar import Calendar
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +22,7 @@ from gateway.store.rights import Rights
 from plugins.dav import body, caldav_filter, carddav_filter, items, reporting, resources
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef
+from plugins.dav.parsed import ParsedCalendars
 from plugins.dav.resources import Collection, Context, Item
 from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
 from plugins.dav.xmlout import Element, multistatus, status_response, xml_response
@@ -128,7 +128,8 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
     candidates = await _candidates(coll, restriction, only)
     bodies = await items.bodies(coll.mbox, candidates, coll.kind)
     # Reading and testing the candidates is CPU work: off the event loop.
-    found = await asyncio.to_thread(_calendar_matches, query, candidates, bodies, sure)
+    found = await asyncio.to_thread(_calendar_matches, query, candidates, bodies, sure,
+                                    ctx.parsed, coll.mbox.key)
     hits = [Item(resources.item_href(coll, ref.name), coll, ref.name, ref) for ref in found]
     _check_size(ctx, len(hits))
     await reporting.write_items(ctx, ms, wanted, hits, bodies)
@@ -136,7 +137,8 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
 
 
 def _calendar_matches(query: caldav_filter.CalendarFilter, candidates: list[ItemRef],
-                      bodies: dict[int, bytes], sure: set[int]) -> list[ItemRef]:
+                      bodies: dict[int, bytes], sure: set[int], parsed: ParsedCalendars,
+                      store: str) -> list[ItemRef]:
     found = []
     for ref in candidates:
         raw = bodies.get(ref.id)
@@ -145,11 +147,8 @@ def _calendar_matches(query: caldav_filter.CalendarFilter, candidates: list[Item
         if ref.id in sure:
             found.append(ref)
             continue
-        try:
-            cal = Calendar.from_ical(raw)
-        except Exception:  # an unreadable stored item matches nothing
-            continue
-        if query.matches(cal):
+        cal = parsed.get((store, ref.id, ref.change_number), lambda raw=raw: raw)
+        if cal is not None and query.matches(cal):
             found.append(ref)
     return found
 

@@ -18,6 +18,7 @@ from plugins.dav import collections, items, paths
 from plugins.dav.collections import FolderInfo
 from plugins.dav.errors import DavError
 from plugins.dav.items import ItemRef
+from plugins.dav.parsed import ParsedCalendars
 
 NOT_FOUND = "no such resource"
 """The one 404 text: the same whether a user, home or collection is missing or hidden."""
@@ -35,13 +36,15 @@ class Context:
     settings: DavSection
     user: str
     base: str
+    parsed: ParsedCalendars = field(default_factory=lambda: ParsedCalendars(0))
+    """The app's cache of parsed calendar objects (:mod:`plugins.dav.parsed`)."""
     stores: dict[str, Mailbox] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, host: Host, scope: dict[str, Any]) -> Context:
+    def of(cls, host: Host, scope: dict[str, Any], parsed: ParsedCalendars) -> Context:
         principal = scope[PRINCIPAL]
         section: DavSection = host.config.dav
-        return cls(host, section, principal.username.lower(), section.context_path)
+        return cls(host, section, principal.username.lower(), section.context_path, parsed)
 
     async def store(self, owner: str) -> Mailbox:
         """The owner's store; 404 when there is none."""

@@ -44,6 +44,9 @@ class DavSection:
     max_results: int = option(
         10000, "Most resources one PROPFIND Depth 1 or REPORT answers about; more gets 507 "
         "(number-of-matches-within-limits).", check=check_positive)
+    parsed_cache_items: int = option(
+        2048, "Calendar objects a worker keeps parsed in memory for calendar-query (about "
+        "17 KB each); 0: none.", check=lambda v: check_positive(v + 1))
     gal: bool = option(
         True, "Offer the domain's global address list as a read-only address book "
         "(gal) in every address book home.")
