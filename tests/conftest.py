@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.harness.imap",
     "tests.harness.dovecot",
     "tests.harness.postfix",
+    "tests.harness.dav_peers",
 ]
 
 # Property tests: the same examples on every run (CI must not turn red on a case a
