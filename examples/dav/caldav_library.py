@@ -3,25 +3,47 @@ make a calendar, a recurring event, a time-range search, a sync-token round, a t
 
     .venv/bin/python examples/dav/caldav_library.py
 """
+
 from datetime import UTC, datetime
 
 import caldav
 
-client = caldav.DAVClient(url="http://127.0.0.1:8080/.well-known/caldav",
-                          username="alice@example.test", password="secret")
-principal = client.principal()
-print("principal:", principal.url)
-print("calendars:", [c.get_display_name() for c in principal.calendars()])
-cal = principal.make_calendar(name="Demo", cal_id="demo")
-cal.save_event("""BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//demo//EN\r\nBEGIN:VEVENT\r\nUID:demo-1@example.test\r\nDTSTAMP:20261129T000000Z\r\nDTSTART:20261201T090000Z\r\nDTEND:20261201T100000Z\r\nRRULE:FREQ=WEEKLY;COUNT=6\r\nSUMMARY:Weekly sync\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n""")
-found = cal.search(start=datetime(2026, 12, 14, tzinfo=UTC), end=datetime(2026, 12, 16, tzinfo=UTC), event=True, expand=True)
-print("instances 14-16 Dec:", [str(e.icalendar_component.get("RECURRENCE-ID").dt) for e in found])
-objs = cal.objects_by_sync_token(load_objects=False)
-token = objs.sync_token
-cal.save_event("""BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//demo//EN\r\nBEGIN:VEVENT\r\nUID:demo-2@example.test\r\nDTSTAMP:20261129T000000Z\r\nDTSTART:20261202T090000Z\r\nDTEND:20261202T100000Z\r\nSUMMARY:One-off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n""")
-changed = cal.objects_by_sync_token(sync_token=token, load_objects=True)
-print("changed since token:", [o.icalendar_component.get("SUMMARY") for o in changed])
-tasks = [c for c in principal.calendars() if c.url.path.endswith("/tasks/")][0]
-t = tasks.save_todo("""BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//demo//EN\r\nBEGIN:VTODO\r\nUID:todo-1@example.test\r\nDTSTAMP:20261129T000000Z\r\nSUMMARY:Write the note\r\nEND:VTODO\r\nEND:VCALENDAR\r\n""")
-t.complete()
-print("tasks:", [(x.icalendar_component.get("SUMMARY"), str(x.icalendar_component.get("STATUS"))) for x in tasks.todos(include_completed=True)])
+URL = "http://127.0.0.1:8080/.well-known/caldav"
+
+
+def vcalendar(component: str, uid: str, *lines: str) -> str:
+    body = "\r\n".join((f"UID:{uid}", "DTSTAMP:20261129T000000Z", *lines))
+    return (f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//example//EN\r\n"
+            f"BEGIN:{component}\r\n{body}\r\nEND:{component}\r\nEND:VCALENDAR\r\n")
+
+
+def main() -> None:
+    client = caldav.DAVClient(url=URL, username="alice@example.test", password="secret")
+    principal = client.principal()
+    print("principal:", principal.url)
+    print("calendars:", [c.get_display_name() for c in principal.calendars()])
+    demo = principal.make_calendar(name="Demo", cal_id="demo")
+    demo.save_event(vcalendar("VEVENT", "demo-1@example.test", "DTSTART:20261201T090000Z",
+                              "DTEND:20261201T100000Z", "RRULE:FREQ=WEEKLY;COUNT=6",
+                              "SUMMARY:Weekly sync"))
+    found = demo.search(start=datetime(2026, 12, 14, tzinfo=UTC),
+                        end=datetime(2026, 12, 16, tzinfo=UTC), event=True, expand=True)
+    print("instances 14-16 Dec:",
+          [str(e.icalendar_component.get("RECURRENCE-ID").dt) for e in found])
+    token = demo.objects_by_sync_token(load_objects=False).sync_token
+    demo.save_event(vcalendar("VEVENT", "demo-2@example.test", "DTSTART:20261202T090000Z",
+                              "DTEND:20261202T100000Z", "SUMMARY:One-off"))
+    changed = demo.objects_by_sync_token(sync_token=token, load_objects=True)
+    print("changed since the token:", [str(o.icalendar_component.get("SUMMARY"))
+                                       for o in changed])
+    tasks = next(c for c in principal.calendars() if c.url.path.endswith("/tasks/"))
+    tasks.save_todo(vcalendar("VTODO", "todo-1@example.test", "SUMMARY:Write the note"))
+    for todo in tasks.todos():
+        todo.complete()
+    print("tasks:", [(str(t.icalendar_component.get("SUMMARY")),
+                      str(t.icalendar_component.get("STATUS")))
+                     for t in tasks.todos(include_completed=True)])
+
+
+if __name__ == "__main__":
+    main()
