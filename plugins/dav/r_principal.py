@@ -218,8 +218,8 @@ def parse_searches(root: Element) -> list[Search]:
         searches.append(Search(names, text.casefold(), MATCHERS[kind]))
         if len(searches) > MAX_SEARCHES:
             raise DavError(400, message=f"more than {MAX_SEARCHES} property-search elements")
-    if not searches:
-        raise DavError(400, message="principal-property-search needs a DAV:property-search")
+    # No DAV:property-search at all (RFC 3744 asks for one; the caldav library sends none
+    # to list everyone): every principal of the domain, within MAX_MATCHES.
     return searches
 
 
@@ -238,7 +238,7 @@ async def principal_property_search(ctx: Context, request: Request, root: Elemen
     if not apply and not isinstance(res, Root | PrincipalCollection):
         return xml_response(ms)
     domain = ctx.user.rpartition("@")[2]
-    combine = any if anyof else all
+    combine = any if anyof and searches else all
     hits: list[Person] = []
     cut = False
     for person in await principals.domain_people(ctx.host, domain):

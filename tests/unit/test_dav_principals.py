@@ -148,7 +148,10 @@ async def test_principal_search_match_types_and_unsearchable_property(dav: Dav) 
     assert (await dav.request("REPORT", PRINCIPALS, bad)).status_code == 400
     empty = f'<D:principal-property-search {XMLNS}><D:prop><D:displayname/></D:prop>' \
             '</D:principal-property-search>'
-    assert (await dav.request("REPORT", PRINCIPALS, empty)).status_code == 400
+    # No property-search: everyone of the domain (the caldav library lists principals so;
+    # Radicale answers an empty list, an error here made caldav-server-tester call it broken)
+    listed = responses(await dav.xml("REPORT", PRINCIPALS, empty))
+    assert principal(CAROL) in listed and principal(ALICE) in listed
 
 
 async def test_principal_search_results_are_bounded_with_507(dav: Dav,
