@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.store import messages, values
 from gateway.store import proptypes as pt
@@ -37,6 +37,7 @@ DAV_PROPERTIES = NamedProp(PSETID_GATEWAY, "DavProperties", pt.PT_UNICODE)
 """On a folder: the dead properties DAV clients set on the collection, as JSON."""
 
 _CHUNK = 500
+T_ = TypeVar("T_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +49,9 @@ class Item:
     change_number: int
 
 
-def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start:start + _CHUNK]
+def _chunks(values: Sequence[T_]) -> Iterable[Sequence[T_]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
 
 
 def items(txn: Txn, folder_id: int, message_ids: Sequence[int] | None = None) -> list[Item]:
