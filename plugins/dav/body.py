@@ -31,6 +31,14 @@ def path_of(request: Request) -> str:
     return quote(request.scope["path"])
 
 
+def prefers_minimal(request: Request) -> bool:
+    """``Prefer: return=minimal`` (RFC 7240, as Apple clients send it) or Microsoft's
+    ``Brief: t``: leave the 404 propstats out of a PROPFIND answer (RFC 8144 section 2)."""
+    prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+    return "return=minimal" in prefer.split(",") or \
+        request.headers.get("brief", "").strip().lower() == "t"
+
+
 def depth(request: Request, default: str = "infinity") -> str:
     """The Depth header: ``"0"``, ``"1"`` or ``"infinity"``; 400 for anything else."""
     value = request.headers.get("depth", default).strip().lower()

@@ -105,11 +105,13 @@ async def handle(ctx: Context, request: Request) -> Response:
         for target, found, _ in await props.collect(ctx, targets, None):
             response(ms, target.href, [_empty(e) for e in found])
         return xml_response(ms)
+    minimal = body.prefers_minimal(request)
     for target, found, missing in await props.collect(ctx, targets, names):
-        response(ms, target.href, found, {404: missing})
+        response(ms, target.href, found, {} if minimal else {404: missing})
     if not targets:
         status_response(ms, res.href, 404)
-    return xml_response(ms)
+    return xml_response(ms, headers={"Preference-Applied": "return=minimal"} if minimal
+                        else None)
 
 
 def _empty(element: Element) -> Element:
