@@ -25,8 +25,9 @@ from typing import Any
 from icalendar import Calendar, Component
 from lxml import etree
 
-from plugins.dav import text_match
+from plugins.dav import filter_parsing, text_match
 from plugins.dav.errors import DavError
+from plugins.dav.filter_parsing import FilterParser, FilterRules
 from plugins.dav.time_range import (
     Context,
     TimeRange,
@@ -43,12 +44,6 @@ VALID = tag(CALDAV, "valid-filter")
 SUPPORTED = tag(CALDAV, "supported-filter")
 COLLATION = tag(CALDAV, "supported-collation")
 
-MAX_DEPTH = 16
-"""Deepest nesting of filter elements (the ``filter`` element is depth 1)."""
-MAX_NODES = 1000
-"""Most elements in one filter."""
-MAX_TEXT = 65536
-"""Longest text-match (characters)."""
 TIME_RANGE_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY", "VALARM")
 _UTC_FORM = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 
@@ -68,20 +63,11 @@ def parse_utc(text: str | None, condition: str | None = VALID,
         raise DavError(status, condition, f"not a UTC date-time: {text[:40]!r}") from None
 
 
+class ParamFilter(filter_parsing.ParamFilter):
+    """A ``param-filter`` on an iCalendar property."""
 
-@dataclass(frozen=True)
-class ParamFilter:
-    """A ``param-filter``: the parameter is absent, or present (and its text matches)."""
-
-    name: str
-    defined: bool = True
-    text: text_match.TextMatch | None = None
-
-    def matches(self, prop: Any) -> bool:
-        values = param_values(prop, self.name)
-        if not self.defined:
-            return not values
-        return bool(values) and (self.text is None or any(map(self.text, values)))
+    def values(self, prop: Any) -> list[str]:
+        return param_values(prop, self.name)
 
 
 @dataclass(frozen=True)
@@ -92,7 +78,7 @@ class PropFilter:
     defined: bool = True
     time_range: TimeRange | None = None
     text: text_match.TextMatch | None = None
-    params: tuple[ParamFilter, ...] = ()
+    params: tuple[filter_parsing.ParamFilter, ...] = ()
     any_of: bool = False
 
     def matches(self, comp: Component, ctx: Context) -> bool:
@@ -198,28 +184,18 @@ def _uid(cal: Calendar) -> str:
 
 # -- parsing ---------------------------------------------------------------------------
 
-class _Parser:
+class _Parser(FilterParser):
     """Builds the filter tree, counting elements and depth as it goes."""
 
-    def __init__(self) -> None:
-        self.nodes = 0
-
-    def children(self, elem: etree._Element, depth: int) -> list[etree._Element]:
-        if depth > MAX_DEPTH:
-            raise DavError(403, VALID, f"filter nested deeper than {MAX_DEPTH}")
-        found = [child for child in elem if isinstance(child.tag, str)]
-        self.nodes += len(found)
-        if self.nodes > MAX_NODES:
-            raise DavError(403, VALID, f"filter has more than {MAX_NODES} elements")
-        for child in found:
-            if not child.tag.startswith("{" + CALDAV + "}"):
-                raise DavError(403, SUPPORTED, f"unknown filter element {child.tag}")
-        return found
+    rules = FilterRules(CALDAV, invalid=VALID, supported=SUPPORTED, collation=COLLATION,
+                        default_collation=text_match.ASCII_CASEMAP, default_test="allof",
+                        own_namespace_only=True)
+    param_filter = ParamFilter
 
     def comp(self, elem: etree._Element, depth: int) -> CompFilter:
-        name = _name(elem)
+        name = self.name(elem)
         kids = self.children(elem, depth)
-        if _not_defined(kids):
+        if self.not_defined(kids):
             return CompFilter(name, defined=False)
         ranges = [self.time_range(k) for k in kids if k.tag == tag(CALDAV, "time-range")]
         if len(ranges) > 1:
@@ -235,12 +211,12 @@ class _Parser:
             elif kid.tag != tag(CALDAV, "time-range"):
                 raise DavError(403, SUPPORTED, f"unexpected {kid.tag} in comp-filter")
         return CompFilter(name, True, ranges[0] if ranges else None, tuple(props), tuple(comps),
-                          _any_of(elem))
+                          self.any_of(elem))
 
     def prop(self, elem: etree._Element, depth: int) -> PropFilter:
-        name = _name(elem)
+        name = self.name(elem)
         kids = self.children(elem, depth)
-        if _not_defined(kids):
+        if self.not_defined(kids):
             return PropFilter(name, defined=False)
         rng: TimeRange | None = None
         text: text_match.TextMatch | None = None
@@ -251,19 +227,10 @@ class _Parser:
             elif kid.tag == tag(CALDAV, "time-range") and rng is None and text is None:
                 rng = self.time_range(kid)
             elif kid.tag == tag(CALDAV, "text-match") and rng is None and text is None:
-                text = text_match_of(kid)
+                text = self.text_match(kid)
             else:
                 raise DavError(403, VALID, f"unexpected {kid.tag} in prop-filter")
-        return PropFilter(name, True, rng, text, tuple(params), _any_of(elem))
-
-    def param(self, elem: etree._Element, depth: int) -> ParamFilter:
-        name = _name(elem)
-        kids = self.children(elem, depth)
-        if _not_defined(kids):
-            return ParamFilter(name, defined=False)
-        if len(kids) > 1 or (kids and kids[0].tag != tag(CALDAV, "text-match")):
-            raise DavError(403, VALID, "param-filter takes one text-match")
-        return ParamFilter(name, True, text_match_of(kids[0]) if kids else None)
+        return PropFilter(name, True, rng, text, tuple(params), self.any_of(elem))
 
     def time_range(self, elem: etree._Element) -> TimeRange:
         return parse_time_range(elem)
@@ -279,46 +246,6 @@ def parse_time_range(elem: etree._Element, condition: str | None = VALID,
     if start is not None and end is not None and end <= start:
         raise DavError(status, condition, "time-range ends before it starts")
     return TimeRange(start, end)
-
-
-def text_match_of(elem: etree._Element) -> text_match.TextMatch:
-    needle = elem.text or ""
-    if len(needle) > MAX_TEXT:
-        raise DavError(403, VALID, f"text-match longer than {MAX_TEXT} characters")
-    negate = (elem.get("negate-condition") or "no").strip().lower()
-    if negate not in ("yes", "no"):
-        raise DavError(403, VALID, "negate-condition is yes or no")
-    collation = elem.get("collation") or text_match.ASCII_CASEMAP
-    try:  # RFC 4791 matches substrings; Apple clients may name a CardDAV match-type
-        test = text_match.compile_match(needle, collation, elem.get("match-type") or "contains")
-    except text_match.UnsupportedCollation:
-        raise DavError(403, COLLATION, f"unsupported collation {collation[:40]!r}") from None
-    except text_match.UnsupportedMatchType:
-        raise DavError(403, SUPPORTED, "match-type is equals, contains, starts-with or "
-                                       "ends-with") from None
-    return text_match.TextMatch(test, negate == "yes")
-
-
-def _name(elem: etree._Element) -> str:
-    name = (elem.get("name") or "").strip().upper()
-    if not name:
-        raise DavError(403, VALID, f"{etree.QName(elem).localname} without a name")
-    return name
-
-
-def _not_defined(kids: list[etree._Element]) -> bool:
-    if not any(k.tag == tag(CALDAV, "is-not-defined") for k in kids):
-        return False
-    if len(kids) > 1:
-        raise DavError(403, VALID, "is-not-defined stands alone")
-    return True
-
-
-def _any_of(elem: etree._Element) -> bool:
-    test = (elem.get("test") or "allof").strip().lower()
-    if test not in ("allof", "anyof"):
-        raise DavError(403, VALID, f"test is allof or anyof, not {test[:20]!r}")
-    return test == "anyof"
 
 
 def parse_filter(elem: etree._Element) -> CalendarFilter:

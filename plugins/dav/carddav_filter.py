@@ -22,36 +22,23 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from gateway.convert.vcard import Line, parse_line, read_cards, unescape
-from plugins.dav import text_match
+from plugins.dav import filter_parsing, text_match
 from plugins.dav.errors import DavError
+from plugins.dav.filter_parsing import FilterParser, FilterRules
 from plugins.dav.xmlns import CARDDAV, tag
 
 SUPPORTED = tag(CARDDAV, "supported-filter")
 COLLATION = tag(CARDDAV, "supported-collation")
 SUPPORTED_DATA = tag(CARDDAV, "supported-address-data")
-MAX_ELEMENTS = 1000
-"""Most elements in one filter."""
-MAX_DEPTH = 16
-"""Deepest nesting (filter, prop-filter, param-filter, text-match need 4)."""
-MAX_TEXT = 65536
-"""Longest text-match (characters)."""
 VERSIONS = ("3.0", "4.0")
 ALWAYS = frozenset({"BEGIN", "END", "VERSION", "UID"})
 
 
-@dataclass(frozen=True)
-class ParamFilter:
-    """A ``param-filter``: the parameter is absent, or present (and a value matches)."""
+class ParamFilter(filter_parsing.ParamFilter):
+    """A ``param-filter`` on a vCard line."""
 
-    name: str
-    defined: bool = True
-    text: text_match.TextMatch | None = None
-
-    def matches(self, line: Line) -> bool:
-        values = line.params.get(self.name, [])
-        if not self.defined:
-            return not values
-        return bool(values) and (self.text is None or any(map(self.text, values)))
+    def values(self, prop: Line) -> list[str]:
+        return prop.params.get(self.name, [])
 
 
 @dataclass(frozen=True)
@@ -62,7 +49,7 @@ class PropFilter:
     group: str | None = None
     defined: bool = True
     texts: tuple[text_match.TextMatch, ...] = ()
-    params: tuple[ParamFilter, ...] = ()
+    params: tuple[filter_parsing.ParamFilter, ...] = ()
     all_of: bool = False
 
     def selects(self, line: Line) -> bool:
@@ -103,83 +90,28 @@ class AddressbookFilter:
 
 # -- parsing the filter ----------------------------------------------------------------
 
-class _Parser:
-    def __init__(self) -> None:
-        self.elements = 0
-
-    def children(self, elem: etree._Element, depth: int) -> list[etree._Element]:
-        if depth > MAX_DEPTH:
-            raise DavError(403, SUPPORTED, f"filter nested deeper than {MAX_DEPTH}")
-        kids = [k for k in elem if isinstance(k.tag, str)]
-        self.elements += len(kids)
-        if self.elements > MAX_ELEMENTS:
-            raise DavError(403, SUPPORTED, f"filter has more than {MAX_ELEMENTS} elements")
-        return kids
+class _Parser(FilterParser):
+    rules = FilterRules(CARDDAV, invalid=SUPPORTED, supported=SUPPORTED, collation=COLLATION,
+                        default_collation=text_match.UNICODE_CASEMAP, default_test="anyof",
+                        name_pattern=re.compile(r"(?:[A-Z0-9-]+\.)?[A-Z0-9-]+"))
+    param_filter = ParamFilter
 
     def prop(self, elem: etree._Element, depth: int) -> PropFilter:
-        group, _, name = _name(elem).rpartition(".")
+        group, _, name = self.name(elem).rpartition(".")
         kids = self.children(elem, depth)
         group_or_none = group.lower() or None
-        if _not_defined(kids):
+        if self.not_defined(kids):
             return PropFilter(name, group_or_none, defined=False)
         texts, params = [], []
         for kid in kids:
             if kid.tag == tag(CARDDAV, "text-match"):
-                texts.append(text_match_of(kid))
+                texts.append(self.text_match(kid))
             elif kid.tag == tag(CARDDAV, "param-filter"):
                 params.append(self.param(kid, depth + 1))
             else:
                 raise DavError(403, SUPPORTED, f"unexpected {kid.tag} in prop-filter")
-        return PropFilter(name, group_or_none, True, tuple(texts), tuple(params), _all_of(elem))
-
-    def param(self, elem: etree._Element, depth: int) -> ParamFilter:
-        name = _name(elem)
-        kids = self.children(elem, depth)
-        if _not_defined(kids):
-            return ParamFilter(name, defined=False)
-        if len(kids) > 1 or (kids and kids[0].tag != tag(CARDDAV, "text-match")):
-            raise DavError(403, SUPPORTED, "param-filter takes one text-match")
-        return ParamFilter(name, True, text_match_of(kids[0]) if kids else None)
-
-
-def text_match_of(elem: etree._Element) -> text_match.TextMatch:
-    needle = elem.text or ""
-    if len(needle) > MAX_TEXT:
-        raise DavError(403, SUPPORTED, f"text-match longer than {MAX_TEXT} characters")
-    negate = (elem.get("negate-condition") or "no").strip().lower()
-    if negate not in ("yes", "no"):
-        raise DavError(403, SUPPORTED, "negate-condition is yes or no")
-    collation = elem.get("collation") or text_match.UNICODE_CASEMAP
-    try:
-        test = text_match.compile_match(needle, collation, elem.get("match-type") or "contains")
-    except text_match.UnsupportedCollation:
-        raise DavError(403, COLLATION, f"unsupported collation {collation[:40]!r}") from None
-    except text_match.UnsupportedMatchType:
-        raise DavError(403, SUPPORTED, "match-type is equals, contains, starts-with or "
-                                       "ends-with") from None
-    return text_match.TextMatch(test, negate == "yes")
-
-
-def _name(elem: etree._Element) -> str:
-    name = (elem.get("name") or "").strip().upper()
-    if not name or not re.fullmatch(r"(?:[A-Z0-9-]+\.)?[A-Z0-9-]+", name):
-        raise DavError(403, SUPPORTED, f"{etree.QName(elem).localname} without a valid name")
-    return name
-
-
-def _not_defined(kids: list[etree._Element]) -> bool:
-    if not any(k.tag == tag(CARDDAV, "is-not-defined") for k in kids):
-        return False
-    if len(kids) > 1:
-        raise DavError(403, SUPPORTED, "is-not-defined stands alone")
-    return True
-
-
-def _all_of(elem: etree._Element) -> bool:
-    test = (elem.get("test") or "anyof").strip().lower()
-    if test not in ("anyof", "allof"):
-        raise DavError(403, SUPPORTED, f"test is anyof or allof, not {test[:20]!r}")
-    return test == "allof"
+        return PropFilter(name, group_or_none, True, tuple(texts), tuple(params),
+                          not self.any_of(elem))
 
 
 def parse_filter(elem: etree._Element) -> AddressbookFilter:
@@ -192,7 +124,7 @@ def parse_filter(elem: etree._Element) -> AddressbookFilter:
         if kid.tag != tag(CARDDAV, "prop-filter"):
             raise DavError(403, SUPPORTED, f"unexpected {kid.tag} in filter")
         props.append(parser.prop(kid, 2))
-    return AddressbookFilter(tuple(props), _all_of(elem))
+    return AddressbookFilter(tuple(props), not parser.any_of(elem))
 
 
 # -- address-data ----------------------------------------------------------------------

@@ -287,7 +287,8 @@ async def principal_prop(ctx: Context, res: Principal, name: str) -> Element | N
 
 
 async def proxy_prop(ctx: Context, res: ProxyGroup, name: str) -> Element | None:
-    """Every property of a proxy group principal."""
+    """The properties of a proxy group principal (what every resource answers about the
+    requesting user comes from :mod:`plugins.dav.props`)."""
     base = ctx.base
     if name == D("resourcetype"):
         out = element(name)
@@ -308,10 +309,6 @@ async def proxy_prop(ctx: Context, res: ProxyGroup, name: str) -> Element | None
         return href_element(name, *(paths.principal_href(base, m) for m in found))
     if name == D("owner"):
         return href_element(name, paths.principal_href(base, res.owner))
-    if name == D("current-user-principal"):
-        return href_element(name, paths.principal_href(base, ctx.user))
-    if name == D("principal-collection-set"):
-        return href_element(name, paths.href(base, "principals", "users"))
     if name == D("supported-report-set"):
         return supported_reports()
     if name == D("current-user-privilege-set"):

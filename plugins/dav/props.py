@@ -80,8 +80,9 @@ def _supported_reports(kind: str) -> Element:
     return out
 
 
-def _user_props(ctx: Context, res: Resource, name: str) -> Element | None:
-    """Properties every resource answers about the requesting user."""
+def _user_props(ctx: Context, name: str) -> Element | None:
+    """Properties every resource (schedule boxes and proxy groups too) answers about the
+    requesting user."""
     base = ctx.base
     if name == D("current-user-principal"):
         return href_element(name, paths.principal_href(base, ctx.user))
@@ -266,15 +267,15 @@ async def item_bodies(resources: Sequence[Resource]) -> dict[int, bytes]:
 
 async def _one(ctx: Context, res: Resource, name: str, ctag: int,
                bodies: dict[int, bytes] | None) -> Element | None:
+    common = _user_props(ctx, name)
+    if common is not None:
+        return common
     if isinstance(res, schedule_boxes.ScheduleBox):
         return schedule_boxes.prop(ctx, res, name)
     if isinstance(res, principals.ProxyGroup):
         return await principals.proxy_prop(ctx, res, name)
     if name == D("resourcetype"):
         return _resourcetype(res)
-    common = _user_props(ctx, res, name)
-    if common is not None:
-        return common
     if name == D("current-user-privilege-set"):
         return privileges.current_user_privilege_set(_rights_of(ctx, res))
     if name == D("supported-privilege-set"):

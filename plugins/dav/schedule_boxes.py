@@ -94,7 +94,8 @@ async def members(ctx: Context, res: ScheduleBox) -> list[Resource]:
 
 
 def prop(ctx: Context, res: ScheduleBox, name: str) -> Element | None:
-    """The live property ``name`` of a box; None when it has none."""
+    """The live property ``name`` of a box; None when it has none. What every resource
+    answers about the requesting user comes from :mod:`plugins.dav.props`."""
     base = ctx.base
     if name == D("resourcetype"):
         out = element(name)
@@ -105,10 +106,6 @@ def prop(ctx: Context, res: ScheduleBox, name: str) -> Element | None:
         return element(name, res.box.capitalize())
     if name == D("owner"):
         return href_element(name, paths.principal_href(base, res.owner))
-    if name == D("current-user-principal"):
-        return href_element(name, paths.principal_href(base, ctx.user))
-    if name == D("principal-collection-set"):
-        return href_element(name, paths.href(base, "principals", "users"))
     if name in (tag(CS, "getctag"), D("getetag"), D("sync-token")):
         value = "0" if name == tag(CS, "getctag") else '"0"'
         return element(name, "urn:x-gateway:schedule-box:0" if name == D("sync-token")

@@ -10,8 +10,9 @@ import pytest
 from icalendar import Calendar
 
 from gateway.xmlsafe import parse
-from plugins.dav.caldav_filter import MAX_DEPTH, CalendarFilter, parse_filter
+from plugins.dav.caldav_filter import CalendarFilter, parse_filter
 from plugins.dav.errors import DavError
+from plugins.dav.filter_parsing import MAX_DEPTH
 
 C = "urn:ietf:params:xml:ns:caldav"
 VALID = f"{{{C}}}valid-filter"

@@ -10,7 +10,6 @@ import pytest
 from gateway.xmlsafe import parse
 from plugins.dav import text_match
 from plugins.dav.carddav_filter import (
-    MAX_DEPTH,
     AddressbookFilter,
     AddressDataSpec,
     fold,
@@ -18,6 +17,7 @@ from plugins.dav.carddav_filter import (
     parse_filter,
 )
 from plugins.dav.errors import DavError
+from plugins.dav.filter_parsing import MAX_DEPTH
 
 CR = "urn:ietf:params:xml:ns:carddav"
 SUPPORTED = f"{{{CR}}}supported-filter"

@@ -20,13 +20,8 @@ from gateway.store.rights import Rights
 from plugins.dav import m_post, r_freebusy
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context
-from tests.unit.dav_setup import (  # noqa: F401 (dav: the fixture)
-    NS,
-    Dav,
-    dav,
-)
+from tests.unit.dav_setup import ALICE, BOB, CAROL, NS, Dav, dav  # noqa: F401 (dav: the fixture)
 
-ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
 CAL = "/dav/calendars/{}/calendar/"
 OUTBOX = "/dav/calendars/{}/outbox/"
 CALENDAR = int(Private.CALENDAR)

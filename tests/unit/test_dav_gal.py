@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from lxml import etree
 from sqlalchemy import insert
 
 from gateway.directory import admin
@@ -16,38 +15,15 @@ from gateway.directory.models import UserProperties
 from gateway.directory.passwords import hash_password
 from plugins.dav import gal, principals
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, Dav
+from tests.unit.dav_setup import ALICE, BOB, BOOKS, CAROL, XMLNS, D, Dav, R, propfind, responses
 
 dav = dav_setup.dav  # the fixture
-D, R = (f"{{{NS[p]}}}" for p in ("D", "R"))
-ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
-BOOKS = f"/dav/addressbooks/{ALICE}/"
 GAL = BOOKS + "gal/"
-XMLNS = 'xmlns:D="DAV:" xmlns:R="urn:ietf:params:xml:ns:carddav"'
 
 
 @pytest.fixture(autouse=True)
 def fresh_gal() -> None:
     gal.forget()
-
-
-def propfind(*props: str) -> str:
-    return f'<D:propfind {XMLNS}><D:prop>{"".join(f"<{p}/>" for p in props)}</D:prop>' \
-           '</D:propfind>'
-
-
-def responses(root: etree._Element) -> dict[str, dict[str, tuple[int, Any]]]:
-    out: dict[str, dict[str, tuple[int, Any]]] = {}
-    for resp in root.findall(f"{D}response"):
-        entry = out.setdefault(resp.findtext(f"{D}href"), {})
-        status = resp.findtext(f"{D}status")
-        if status:
-            entry[""] = (int(status.split()[1]), resp)
-        for stat in resp.findall(f"{D}propstat"):
-            code = int(stat.findtext(f"{D}status").split()[1])
-            for prop in stat.find(f"{D}prop"):
-                entry[prop.tag] = (code, prop)
-    return out
 
 
 async def cards(dav: Dav, user: str = ALICE) -> dict[str, str]:

@@ -21,38 +21,17 @@ from lxml import etree
 from gateway.app import build_app
 from gateway.directory import admin
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, USERS, Dav, basic
+from tests.unit.dav_setup import ALICE, BOB, BOOK, CAL, HOME, NS, USERS, XMLNS, Dav, basic, ics
 from tests.unit.test_dav_reports import SERIES
 
 dav = dav_setup.dav  # the fixture
 
-D, C = (f"{{{NS[p]}}}" for p in ("D", "C"))
-ALICE, BOB = "alice@example.org", "bob@example.org"
-HOME = f"/dav/calendars/{ALICE}/"
-CAL = HOME + "calendar/"
-BOOK = f"/dav/addressbooks/{ALICE}/contacts/"
 PROPFIND = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
             "<D:displayname/></D:prop></D:propfind>")
-XMLNS = f'xmlns:D="DAV:" xmlns:C="{NS["C"]}" xmlns:R="{NS["R"]}"'
-
-
-def ics(*components: str) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Example Corp.//CalDAV Client//EN"]
-    for comp in components:
-        lines.extend(comp.strip().splitlines())
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
 
 
 def event(uid: str, rule: str = "", start: str = "20060102T150000Z") -> str:
-    return ics(f"""BEGIN:VEVENT
-UID:{uid}
-DTSTAMP:20060206T001102Z
-DTSTART:{start}
-DURATION:PT1H
-{rule}SUMMARY:Event {uid}
-DESCRIPTION:Go Steelers!
-END:VEVENT""")
+    return dav_setup.event(uid, f"Event {uid}", start, "DESCRIPTION:Go Steelers!\n" + rule)
 
 
 def vcard(uid: str, lines: str = "") -> str:

@@ -17,56 +17,18 @@ import pytest
 from icalendar import Calendar
 from lxml import etree
 
-from gateway.app import build_app
 from gateway.convert.ical_in import parse_calendar_report
 from gateway.convert.vcard import parse_vcards
-from gateway.host import build_host
 from gateway.store import Private
 from gateway.store import dav as store_dav
 from gateway.store import tags as T
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, Dav
+from tests.unit.dav_setup import ALICE, BOOK, CAL, EASTERN, HOME, NS, TASKS, D, Dav, ics, vcard
 
 dav = dav_setup.dav  # the fixture
 
-D, C, R = (f"{{{NS[p]}}}" for p in ("D", "C", "R"))
-ALICE = "alice@example.org"
-HOME = f"/dav/calendars/{ALICE}/"
-CAL = HOME + "calendar/"
-TASKS = HOME + "tasks/"
-BOOK = f"/dav/addressbooks/{ALICE}/contacts/"
-
 
 # -- data (RFC 4791 Appendix B style) ----------------------------------------------------------
-
-EASTERN = """BEGIN:VTIMEZONE
-LAST-MODIFIED:20040110T032845Z
-TZID:US/Eastern
-BEGIN:DAYLIGHT
-DTSTART:20000404T020000
-RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=4
-TZNAME:EDT
-TZOFFSETFROM:-0500
-TZOFFSETTO:-0400
-END:DAYLIGHT
-BEGIN:STANDARD
-DTSTART:20001026T020000
-RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10
-TZNAME:EST
-TZOFFSETFROM:-0400
-TZOFFSETTO:-0500
-END:STANDARD
-END:VTIMEZONE"""
-
-
-def ics(*components: str, head: str = "") -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Example Corp.//CalDAV Client//EN"]
-    lines.extend(head.splitlines())
-    for comp in components:
-        lines.extend(comp.strip().splitlines())
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
-
 
 def vevent(uid: str, summary: str = "Event #1", extra: str = "") -> str:
     return f"""BEGIN:VEVENT
@@ -91,12 +53,6 @@ DUE;VALUE=DATE:20060104
 STATUS:NEEDS-ACTION
 SUMMARY:{summary}
 END:VTODO"""
-
-
-def vcard(uid: str, name: str = "Cyrus Daboo", email: str = "cyrus@example.com") -> str:
-    first, last = name.split()
-    return (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{last};{first};;;\r\n"
-            f"EMAIL;TYPE=INTERNET:{email}\r\nTEL;TYPE=WORK:+1-555-0100\r\nEND:VCARD\r\n")
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -601,17 +557,8 @@ async def test_a_put_over_the_quota_is_507_and_writes_nothing(dav: Dav) -> None:
 
 @pytest.fixture
 async def small(tmp_path: Path) -> AsyncIterator[Dav]:
-    conf = dav_setup.write_config(tmp_path, "[dav]\nmax_resource_bytes = 2048\n")
-    host = build_host([conf], environ={})
-    await host.startup()
-    try:
-        await dav_setup.populate(host)
-        transport = httpx.ASGITransport(app=build_app(host))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="https://mail.example.org") as client:
-            yield Dav(host, client)
-    finally:
-        await host.shutdown()
+    async with dav_setup.running(tmp_path, "[dav]\nmax_resource_bytes = 2048\n") as client:
+        yield client
 
 
 async def test_max_resource_size_is_announced_and_enforced(small: Dav) -> None:

@@ -18,40 +18,15 @@ from gateway.store.permissions import EDITOR, REVIEWER, Grant, Permissions
 from gateway.store.rights import Rights
 from plugins.dav import r_principal
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, Dav
+from tests.unit.dav_setup import ALICE, BOB, CAROL, CS, XMLNS, C, D, Dav, propfind, responses
 
 dav = dav_setup.dav  # the fixture
-D, C, CS = (f"{{{NS[p]}}}" for p in ("D", "C", "CS"))
-ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
 PRINCIPALS = "/dav/principals/users/"
 CALENDAR = int(Private.CALENDAR)
-XMLNS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" ' \
-        'xmlns:CS="http://calendarserver.org/ns/"'
 
 
 def principal(address: str) -> str:
     return f"{PRINCIPALS}{address}/"
-
-
-def propfind(*props: str) -> str:
-    return f'<D:propfind {XMLNS}><D:prop>{"".join(f"<{p}/>" for p in props)}</D:prop>' \
-           '</D:propfind>'
-
-
-def responses(root: etree._Element) -> dict[str, dict[str, tuple[int, Any]]]:
-    """``{href: {property: (status, element)}}``; a status-only response as ``{"": ...}``."""
-    out: dict[str, dict[str, tuple[int, Any]]] = {}
-    for resp in root.findall(f"{D}response"):
-        href = resp.findtext(f"{D}href")
-        entry = out.setdefault(href, {})
-        status = resp.findtext(f"{D}status")
-        if status:
-            entry[""] = (int(status.split()[1]), resp)
-        for stat in resp.findall(f"{D}propstat"):
-            code = int(stat.findtext(f"{D}status").split()[1])
-            for prop in stat.find(f"{D}prop"):
-                entry[prop.tag] = (code, prop)
-    return out
 
 
 def hrefs(element: Any) -> list[str]:

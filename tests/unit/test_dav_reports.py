@@ -14,47 +14,25 @@ from gateway.store import Private
 from gateway.store import dav as store_dav
 from gateway.store import tags as T
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, Dav
+from tests.unit.dav_setup import (
+    ALICE,
+    BOOK,
+    CAL,
+    EASTERN,
+    HOME,
+    NS,
+    TASKS,
+    XMLNS,
+    Dav,
+    ics,
+    put,
+    vcard,
+)
 
 dav = dav_setup.dav  # the fixture
 
-D, C, R = (f"{{{NS[p]}}}" for p in ("D", "C", "R"))
-ALICE = "alice@example.org"
-HOME = f"/dav/calendars/{ALICE}/"
-CAL = HOME + "calendar/"
-TASKS = HOME + "tasks/"
-BOOK = f"/dav/addressbooks/{ALICE}/contacts/"
-XMLNS = f'xmlns:D="DAV:" xmlns:C="{NS["C"]}" xmlns:R="{NS["R"]}"'
 
 # -- data (after RFC 4791 Appendix B) ----------------------------------------------------------
-
-EASTERN = """BEGIN:VTIMEZONE
-LAST-MODIFIED:20040110T032845Z
-TZID:US/Eastern
-BEGIN:DAYLIGHT
-DTSTART:20000404T020000
-RRULE:FREQ=YEARLY;BYDAY=1SU;BYMONTH=4
-TZNAME:EDT
-TZOFFSETFROM:-0500
-TZOFFSETTO:-0400
-END:DAYLIGHT
-BEGIN:STANDARD
-DTSTART:20001026T020000
-RRULE:FREQ=YEARLY;BYDAY=-1SU;BYMONTH=10
-TZNAME:EST
-TZOFFSETFROM:-0400
-TZOFFSETTO:-0500
-END:STANDARD
-END:VTIMEZONE"""
-
-
-def ics(*components: str) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Example Corp.//CalDAV Client//EN"]
-    for comp in components:
-        lines.extend(comp.strip().splitlines())
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
-
 
 SINGLE = ics(EASTERN, """BEGIN:VEVENT
 UID:74855313FA803DA593CD579A@example.com
@@ -136,25 +114,12 @@ TODO_DONE = vtodo("todo-done@example.com", "Done task",
 TODO_CANCELLED = vtodo("todo-cancelled@example.com", "Cancelled task", "STATUS:CANCELLED\n")
 
 
-def vcard(uid: str, name: str, email: str) -> str:
-    first, last = name.split()
-    return (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{last};{first};;;\r\n"
-            f"EMAIL;TYPE=INTERNET:{email}\r\nTEL;TYPE=WORK:+1-555-0100\r\nEND:VCARD\r\n")
-
-
 CARDS = {"ann.vcf": vcard("ann-uid", "Ann Smith", "ann@example.com"),
          "bo.vcf": vcard("bo-uid", "Bo Jones", "bo@example.net"),
          "cyrus.vcf": vcard("cyrus-uid", "Cyrus Daboo", "cyrus@example.com")}
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-async def put(dav: Dav, path: str, data: str, status: int = 201) -> str:
-    media = "text/vcard" if path.endswith(".vcf") else "text/calendar"
-    answer = await dav.request("PUT", path, data, Content_Type=media)
-    assert answer.status_code == status, answer.text
-    return answer.headers["etag"]
-
 
 async def calendar(dav: Dav) -> dict[str, str]:
     """The test events in Alice's calendar: ``{name: etag}``."""

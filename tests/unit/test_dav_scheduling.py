@@ -25,23 +25,22 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from gateway.app import build_app
-from gateway.host import build_host
 from gateway.store import Private, permissions
 from gateway.store import tags as T
 from plugins.dav import resources, schedule_boxes, scheduling
 from plugins.dav.errors import DavError
 from plugins.dav.resources import Context
 from tests.unit.dav_setup import (  # noqa: F401 (dav: the fixture)
+    ALICE,
+    BOB,
+    CAROL,
     NS,
     Dav,
     dav,
-    populate,
-    write_config,
+    running,
 )
 from tests.unit.test_mail_sink import SmtpSink
 
-ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
 EXTERNAL = "friend@remote.test"
 NOBODY = "nobody@example.org"
 CAL = "/dav/calendars/{}/calendar/"
@@ -115,16 +114,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     sink = await SmtpSink().start()
     extra = (f'[mail]\nrelayhost = "[127.0.0.1]:{sink.port}"\nrelay_tls = "none"\n'
              'hostname = "gw.example.org"\nscan_interval = 0.2\nretry_schedule = [1]\n')
-    host = build_host([write_config(tmp_path, extra)], environ={})
-    await host.startup()
     try:
-        await populate(host)
-        transport = httpx.ASGITransport(app=build_app(host))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="https://mail.example.org") as client:
-            yield Env(Dav(host, client), sink)
+        async with running(tmp_path, extra) as client:
+            yield Env(client, sink)
     finally:
-        await host.shutdown()
         await sink.stop()
 
 

@@ -14,39 +14,32 @@ from lxml import etree
 from gateway.store import Private
 from gateway.store import tags as T
 from tests.unit import dav_setup
-from tests.unit.dav_setup import NS, Dav
+from tests.unit.dav_setup import (
+    ALICE,
+    BOOK,
+    BOOKS,
+    CAL,
+    CS,
+    HOME,
+    NS,
+    TASKS,
+    A,
+    C,
+    D,
+    Dav,
+    R,
+    event,
+    ics,
+    put,
+    vcard,
+)
 
 dav = dav_setup.dav  # the fixture
 
-D, C, R, A, CS = (f"{{{NS[p]}}}" for p in ("D", "C", "R", "A", "CS"))
-ALICE = "alice@example.org"
-HOME = f"/dav/calendars/{ALICE}/"
-CAL = HOME + "calendar/"
-TASKS = HOME + "tasks/"
-BOOKS = f"/dav/addressbooks/{ALICE}/"
-BOOK = BOOKS + "contacts/"
 ORIGIN = "https://mail.example.org"
 
 
 # -- data (RFC 4791 Appendix B style) ----------------------------------------------------------
-
-def ics(*components: str) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Example Corp.//CalDAV Client//EN"]
-    for comp in components:
-        lines.extend(comp.strip().splitlines())
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
-
-
-def event(uid: str, summary: str = "Event #1", start: str = "20060102T150000Z") -> str:
-    return ics(f"""BEGIN:VEVENT
-UID:{uid}
-DTSTAMP:20060206T001102Z
-DTSTART:{start}
-DURATION:PT1H
-SUMMARY:{summary}
-END:VEVENT""")
-
 
 def todo(uid: str, summary: str = "Task #1") -> str:
     return ics(f"""BEGIN:VTODO
@@ -56,11 +49,6 @@ DUE:20060106T120000Z
 STATUS:NEEDS-ACTION
 SUMMARY:{summary}
 END:VTODO""")
-
-
-def vcard(uid: str, name: str = "Cyrus Daboo", email: str = "cyrus@example.com") -> str:
-    return (f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:{name}\r\nN:{name.split()[-1]};"
-            f"{name.split()[0]};;;\r\nEMAIL;TYPE=INTERNET:{email}\r\nEND:VCARD\r\n")
 
 
 # -- reading answers ---------------------------------------------------------------------------
@@ -130,13 +118,6 @@ def mkcol(types: str, props: str = "") -> str:
             f'xmlns:C="{NS["C"]}" xmlns:R="{NS["R"]}"><D:set><D:prop>'
             f"<D:resourcetype><D:collection/>{types}</D:resourcetype>{props}"
             "</D:prop></D:set></D:mkcol>")
-
-
-async def put(dav: Dav, path: str, data: str, status: int = 201, **headers: str) -> str:
-    media = "text/vcard" if path.endswith(".vcf") else "text/calendar"
-    answer = await dav.request("PUT", path, data, Content_Type=media, **headers)
-    assert answer.status_code == status, answer.text
-    return answer.headers.get("etag", "")
 
 
 async def listing(dav: Dav, path: str) -> dict[str, Answer]:
