@@ -56,6 +56,13 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 """Control characters, refused in a Basic user name."""
 
 
+def check_schemes(value: list[str]) -> None:
+    """Config check of a plugin's ``auth_schemes``: some of :data:`SCHEMES`."""
+    wrong = [s for s in value if s.lower() not in SCHEMES]
+    if not value or wrong:
+        raise ValueError(f"must be some of {list(SCHEMES)}")
+
+
 class Malformed(Exception):
     """An Authorization header that is not even well-formed (answered 400)."""
 

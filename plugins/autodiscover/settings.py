@@ -5,28 +5,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.auth.http import check_schemes
+from gateway.auth.settings import check_positive
 from gateway.config import option
 
 HOST_PORT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$"
                        r"|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 """A host name or bracketed IPv6 address with an optional port: what a Host header may be."""
-SCHEMES = ("basic", "negotiate")
 
 
 def check_host(value: str) -> None:
     if value and not HOST_PORT.match(value):
         raise ValueError("must be a host name with an optional :port, e.g. mail.example.org")
-
-
-def check_schemes(value: list[str]) -> None:
-    wrong = [s for s in value if s.lower() not in SCHEMES]
-    if not value or wrong:
-        raise ValueError(f"must be some of {list(SCHEMES)}")
-
-
-def check_positive(value: int) -> None:
-    if value <= 0:
-        raise ValueError("must be positive")
 
 
 def check_url(value: str) -> None:

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.auth.http import check_schemes
+from gateway.auth.settings import check_positive
 from gateway.config import option
-
-SCHEMES = ("basic", "negotiate")
 
 
 def check_context_path(value: str) -> None:
     if not value.startswith("/") or value.endswith("/") or "//" in value or len(value) < 2:
         raise ValueError('must be an absolute path without a trailing slash, e.g. "/dav"')
-
-
-def check_schemes(value: list[str]) -> None:
-    wrong = [s for s in value if s.lower() not in SCHEMES]
-    if not value or wrong:
-        raise ValueError(f"must be some of {list(SCHEMES)}")
-
-
-def check_positive(value: int) -> None:
-    if value <= 0:
-        raise ValueError("must be positive")
 
 
 @dataclass
