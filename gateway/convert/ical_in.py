@@ -1,8 +1,9 @@
-"""iCalendar → appointments, meeting messages and tasks (MS-OXCICAL import).
+"""iCalendar → appointments, meeting messages, tasks and journal entries (MS-OXCICAL import).
 
 :func:`parse_calendar` turns a VCALENDAR into one :class:`NewMessage` per UID:
 VEVENTs become ``IPM.Appointment`` (``IPM.Schedule.Meeting.*`` under METHOD
-REQUEST, REPLY or CANCEL), VTODOs ``IPM.Task``. Overrides (RECURRENCE-ID) are
+REQUEST, REPLY or CANCEL), VTODOs ``IPM.Task``, VJOURNALs journal entries
+(``IPM.Activity``, :mod:`~gateway.convert.ical_journal`). Overrides (RECURRENCE-ID) are
 folded into the master's recurrence blob and exception attachments as
 MS-OXOCAL 2.2.10 describes. Malformed input never raises: what is understood is
 returned and the rest is reported (:func:`parse_calendar_report`) or logged.
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime
 import x_wr_timezone
 from icalendar import Calendar, Component
 
-from gateway.convert import goid
+from gateway.convert import goid, ical_journal
 from gateway.convert import recurrence as R
 from gateway.convert import timezones as Z
 from gateway.convert.ical_event import _as_utc_label, _text, _utc, _value
@@ -84,7 +85,7 @@ def parse_calendar_report(data: bytes | str, *, default_tz: str = "UTC",
         method = str(cal.get("METHOD", "") or "").upper() or None
         groups: dict[str, list[Component]] = {}
         for comp in cal.subcomponents:
-            if comp.name not in ("VEVENT", "VTODO"):
+            if comp.name not in ("VEVENT", "VTODO", "VJOURNAL"):
                 continue
             if budget <= 0:
                 result.errors.append(f"more than {max_components} components: rest ignored")
@@ -115,13 +116,14 @@ def _read(data: bytes | str, errors: list[str]) -> list[Calendar]:
         return _salvage(data, errors)
 
 
-_BLOCK = re.compile(r"^BEGIN:(VTIMEZONE|VEVENT|VTODO)\r?$(.*?)^END:\1\r?$", re.M | re.S | re.I)
+_BLOCK = re.compile(r"^BEGIN:(VTIMEZONE|VEVENT|VTODO|VJOURNAL)\r?$(.*?)^END:\1\r?$",
+                    re.M | re.S | re.I)
 _ALARM = re.compile(r"^BEGIN:VALARM\r?$.*?^END:VALARM\r?\n?", re.M | re.S | re.I)
 
 
 def _salvage(data: bytes | str, errors: list[str]) -> list[Calendar]:
-    """Read what can be read of a calendar icalendar rejects as a whole: each VEVENT or
-    VTODO on its own (without its alarms if need be), with every VTIMEZONE."""
+    """Read what can be read of a calendar icalendar rejects as a whole: each VEVENT,
+    VTODO or VJOURNAL on its own (without its alarms if need be), with every VTIMEZONE."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = re.sub(r"\r?\n[ \t]", "", text)
     method = re.search(r"^METHOD:(\w+)", text, re.M | re.I)
@@ -151,6 +153,11 @@ class _Context(SeriesReader):
     # --- the whole UID ---------------------------------------------------------------------
 
     def convert(self, comps: list[Component]) -> list[NewMessage]:
+        journals = [c for c in comps if c.name == "VJOURNAL"]
+        if journals:
+            rest = [c for c in comps if c.name != "VJOURNAL"]
+            return [ical_journal.journal_message(self, journals),
+                    *(self.convert(rest) if rest else [])]
         masters = [c for c in comps if c.get("RECURRENCE-ID") is None]
         overrides = [c for c in comps if c.get("RECURRENCE-ID") is not None]
         if len(masters) > 1:

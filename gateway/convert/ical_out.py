@@ -1,7 +1,8 @@
-"""Appointments, meeting messages and tasks → iCalendar (MS-OXCICAL export).
+"""Appointments, meeting messages, tasks and journal entries → iCalendar (MS-OXCICAL export).
 
 :func:`render_calendar` writes VEVENTs (with RRULE/EXDATE and RECURRENCE-ID
-overrides from the recurrence blob and its exception attachments) and VTODOs,
+overrides from the recurrence blob and its exception attachments), VTODOs and
+VJOURNALs (journal entries, :mod:`~gateway.convert.ical_journal`),
 one VTIMEZONE per time-zone definition used, VALARM, ORGANIZER/ATTENDEE and the
 ``X-MICROSOFT-CDO-*`` properties Outlook emits. The same messages always give
 the same bytes: DTSTAMP comes from the message, never from the clock.
@@ -17,7 +18,7 @@ from typing import Any
 
 from icalendar import Alarm, Calendar, Event, Todo
 
-from gateway.convert import goid
+from gateway.convert import goid, ical_journal
 from gateway.convert import recurrence as R
 from gateway.convert import timezones as Z
 from gateway.store import NewMessage
@@ -72,6 +73,8 @@ def to_calendar(messages: list[NewMessage] | NewMessage, *,
 def _message(m: NewMessage, zones: dict[str, Z.TZDefinition], method: str | None) -> list[Any]:
     if str(m.props.get(T.PidTagMessageClass, "")).startswith("IPM.Task"):
         return [_todo(m)]
+    if ical_journal.is_journal(str(m.props.get(T.PidTagMessageClass, ""))):
+        return [ical_journal.to_vjournal(m, _uid(m.props), _stamp(m.props))]
     return _events(m, zones, method)
 
 

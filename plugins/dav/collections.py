@@ -1,11 +1,12 @@
 """Store folders as DAV collections: which folders a home shows, their URL segments, and
 making, renaming and describing them.
 
-A calendar home shows the store's appointment (``IPF.Appointment``) and task
-(``IPF.Task``) folders anywhere under the IPM subtree, except in Deleted Items;
+A calendar home shows the store's appointment (``IPF.Appointment``), task
+(``IPF.Task``) and journal (``IPF.Journal``) folders anywhere under the IPM subtree,
+except in Deleted Items, each holding one component (VEVENT, VTODO or VJOURNAL);
 an address book home its contact (``IPF.Contact``) folders, without Outlook's
 hidden ones (Quick Contacts, IM contacts, GAL contacts). The default folders have
-fixed segments (``calendar``, ``tasks``, ``contacts``); a folder a DAV client
+fixed segments (``calendar``, ``tasks``, ``journal``, ``contacts``); a folder a DAV client
 created keeps the segment it was created at (``DAV_SEGMENT``); any other folder is
 ``f<folder id in hex>``. The home's view is flat: DAV clients do not nest
 calendars. Settings clients set (colour, order, time zone and other dead
@@ -26,13 +27,15 @@ from gateway.store.dav import DAV_PROPERTIES, DAV_SEGMENT
 from gateway.store.rights import Rights
 from gateway.store.txn import Txn
 
-CALENDAR_CLASSES = {"IPF.Appointment": "VEVENT", "IPF.Task": "VTODO"}
+CALENDAR_CLASSES = {"IPF.Appointment": "VEVENT", "IPF.Task": "VTODO", "IPF.Journal": "VJOURNAL"}
+"""Folder classes a calendar home shows, with the component each holds."""
 CONTACT_CLASS = "IPF.Contact"
 FIXED = {int(Private.CALENDAR): "calendar", int(Private.TASKS): "tasks",
-         int(Private.CONTACTS): "contacts"}
+         int(Private.JOURNAL): "journal", int(Private.CONTACTS): "contacts"}
 HIDDEN = {int(Private.QUICK_CONTACTS), int(Private.IM_CONTACT_LIST),
           int(Private.GAL_CONTACTS), int(Private.CONTACTS_SEARCH), int(Private.SUGGESTED_CONTACTS)}
-RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|contacts|inbox|outbox|gal)$", re.I)
+RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|journal|contacts|inbox|outbox|gal)$",
+                      re.I)
 """Segments a client cannot choose for a new collection."""
 MAX_DEAD = 64 * 1024
 DISPLAY = "gateway:displayname"
@@ -61,8 +64,11 @@ class FolderInfo:
 
     @property
     def component(self) -> str:
-        """``VEVENT`` or ``VTODO``: what the calendar holds."""
-        return "VTODO" if self.container_class.startswith("IPF.Task") else "VEVENT"
+        """``VEVENT``, ``VTODO`` or ``VJOURNAL``: what the calendar holds."""
+        for prefix, component in CALENDAR_CLASSES.items():
+            if self.container_class == prefix or self.container_class.startswith(prefix + "."):
+                return component
+        return "VEVENT"
 
 
 def _class_kind(container_class: str) -> str | None:
@@ -91,7 +97,10 @@ def _info(txn: Txn, folder_id: int, user: str | None) -> FolderInfo | None:
         return None
     props = txn.read_props("folder_props", folder_id, [T.PidTagContainerClass, T.PidTagComment,
                                                        DAV_SEGMENT, DAV_PROPERTIES])
-    segment = FIXED.get(folder_id) or props.get(DAV_SEGMENT) or f"f{folder_id:x}"
+    chosen = props.get(DAV_SEGMENT)
+    if chosen and RESERVED.match(chosen):  # made before the name was reserved ("journal")
+        chosen = None
+    segment = FIXED.get(folder_id) or chosen or f"f{folder_id:x}"
     try:
         dead = json.loads(props.get(DAV_PROPERTIES) or "{}")
     except ValueError:
@@ -164,8 +173,8 @@ def tag_and_state(txn: Txn, folder_id: int) -> tuple[int, str]:
 
 def create(txn: Txn, home: str, segment: str, name: str, container_class: str,
            props: dict[Any, Any], dead: dict[str, str]) -> int:
-    """A new folder for MKCALENDAR/MKCOL under the IPM subtree (calendars and task lists
-    beside Calendar, address books beside Contacts)."""
+    """A new folder for MKCALENDAR/MKCOL under the IPM subtree (calendars, task lists and
+    journals beside Calendar, address books beside Contacts)."""
     if find(txn, home, segment, txn.info.key) is not None:  # checked again inside the write
         raise Collision(f"a collection {segment} exists")
     parent = int(Private.IPM_SUBTREE)

@@ -131,7 +131,7 @@ class Parsed:
     message: NewMessage
     uid: str
     component: str
-    """``VEVENT``/``VTODO``/``VCARD``."""
+    """``VEVENT``/``VTODO``/``VJOURNAL``/``VCARD``."""
     calendar: Calendar | None = None
     """The iCalendar as read (calendar objects only), so it is parsed once per PUT."""
 
@@ -161,16 +161,13 @@ def parse_calendar_object(data: bytes) -> Parsed:
     components = [c for c in cal.subcomponents if c.name in ("VEVENT", "VTODO", "VJOURNAL")]
     if not components:
         raise DavError(403, tag(CALDAV, "valid-calendar-object-resource"),
-                       "no VEVENT or VTODO in the calendar object")
+                       "no VEVENT, VTODO or VJOURNAL in the calendar object")
     uids = {str(c.get("UID", "")) for c in components}
     kinds = {c.name for c in components}
     if len(uids) != 1 or "" in uids or len(kinds) != 1:
         raise DavError(403, tag(CALDAV, "valid-calendar-object-resource"),
                        "all components of one resource share one UID and one type")
     (component,) = kinds
-    if component == "VJOURNAL":
-        raise DavError(403, tag(CALDAV, "supported-calendar-component"),
-                       "VJOURNAL is not stored")
     result = parse_calendar_report(data, parsed=[cal])
     if len(result.messages) != 1:
         raise DavError(403, tag(CALDAV, "valid-calendar-data"),

@@ -1,10 +1,10 @@
 """MKCALENDAR (RFC 4791 5.3.1) and extended MKCOL (RFC 5689) in a user's home.
 
-A calendar holding only VTODO becomes a task folder (``IPF.Task``), any other
-calendar an appointment folder (``IPF.Appointment``); an extended MKCOL with
-``CARDDAV:addressbook`` in its resourcetype a contacts folder. The properties in
-the body are set as PROPPATCH sets them. The new collection keeps the URL
-segment it was created at.
+A calendar holding only VTODO becomes a task folder (``IPF.Task``), one holding only
+VJOURNAL a journal folder (``IPF.Journal``), any other calendar an appointment folder
+(``IPF.Appointment``); an extended MKCOL with ``CARDDAV:addressbook`` in its
+resourcetype a contacts folder. The properties in the body are set as PROPPATCH sets
+them. The new collection keeps the URL segment it was created at.
 """
 
 from __future__ import annotations
@@ -84,12 +84,13 @@ async def handle(ctx: Context, request: Request) -> Response:
                           tag(CARDDAV, "addressbook-description")):
             folder_props[T.PidTagComment] = text(prop) or None
         elif prop.tag == tag(CALDAV, "supported-calendar-component-set"):
-            # A store folder holds appointments or tasks, not both: a calendar for
-            # VEVENT and VTODO together cannot be made (RFC 4791 5.3.1 fails it whole).
+            # A store folder holds appointments, tasks or journal entries, one kind: a
+            # calendar for VEVENT and VTODO together cannot be made (RFC 4791 5.3.1 fails
+            # it whole).
             comps = {c.get("name", "").upper() for c in prop} - {"VTIMEZONE"}
-            if comps == {"VTODO"}:
-                component = "VTODO"
-            elif comps != {"VEVENT"}:
+            if len(comps) == 1 and comps <= set(collections.CALENDAR_CLASSES.values()):
+                (component,) = comps
+            else:
                 bad.append(prop.tag)
         elif prop.tag in PROTECTED or (prop.tag == TIMEZONE and not valid_timezone(text(prop))):
             bad.append(prop.tag)
@@ -107,8 +108,8 @@ async def handle(ctx: Context, request: Request) -> Response:
         response(ms, body.path_of(request), [], {403: bad,
                                             424: [p.tag for p in given if p.tag not in bad]})
         return xml_response(ms, 403)
-    container = ("IPF.Contact" if kind == "addressbook"
-                 else "IPF.Task" if component == "VTODO" else "IPF.Appointment")
+    container = "IPF.Contact" if kind == "addressbook" else next(
+        cls for cls, held in collections.CALENDAR_CLASSES.items() if held == component)
     try:
         await mbox.write(collections.create, where.home, where.collection, name, container,
                          folder_props, dead)

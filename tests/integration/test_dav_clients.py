@@ -56,6 +56,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from tests.bench.dav_data import VTIMEZONES
 from tests.harness.dav_peers import DavPeer, start_radicale
 from tests.harness.gateway import GatewayFactory, RunningGateway, gateway_env
 
@@ -478,23 +479,7 @@ def test_caldav_mkcalendar_and_expanded_search(target: DavTarget, trace: Trace) 
 BERLIN_WEEKLY = """BEGIN:VCALENDAR
 VERSION:2.0
 PRODID:-//groupware-gateway tests//EN
-BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:DAYLIGHT
-TZOFFSETFROM:+0100
-TZOFFSETTO:+0200
-TZNAME:CEST
-DTSTART:19700329T020000
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-END:DAYLIGHT
-BEGIN:STANDARD
-TZOFFSETFROM:+0200
-TZOFFSETTO:+0100
-TZNAME:CET
-DTSTART:19701025T030000
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-END:STANDARD
-END:VTIMEZONE
+""" + VTIMEZONES["Europe/Berlin"] + """
 BEGIN:VEVENT
 UID:{uid}
 DTSTAMP:20260201T120000Z
@@ -750,8 +735,6 @@ NOT_PLANNED: dict[str, str] = {
     # Exchange: a task cannot live in a calendar folder, so a calendar is VEVENT-only.
     "save-load.todo.mixed-calendar": "calendar folders hold events only (IPF.Appointment)",
     "save-load.journal.mixed-calendar": "no VJOURNAL in calendar folders",
-    # The store has no folder class for VJOURNAL (Outlook's Journal is a different thing).
-    "save-load.journal": "no journal folders in the store",
     # RFC 4791 section 9.9 defines time-range on components, not on VCALENDAR: the gateway
     # answers 403 CALDAV:valid-filter (caldav-server-tester itself calls that compliant).
     "search.time-range.comp-type-optional": "time-range on VCALENDAR is refused (403)",

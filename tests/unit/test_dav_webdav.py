@@ -549,7 +549,8 @@ REFUSED_CREATIONS = [
     ("MKCALENDAR", BOOKS + "cal/", mkcalendar("Wrong home")),           # address book home
     ("MKCOL", HOME + "book/", mkcol("<R:addressbook/>")),               # wrong home
     ("MKCOL", HOME + "plain/", None),                                   # plain collection
-    ("MKCALENDAR", HOME + "journal/", mkcalendar("J", ("VJOURNAL",))),  # unsupported
+    ("MKCALENDAR", HOME + "journal/", mkcalendar("J", ("VJOURNAL",))),  # exists
+    ("MKCALENDAR", HOME + "mixed/", mkcalendar("M", ("VEVENT", "VJOURNAL"))),  # one kind
     ("MKCALENDAR", HOME + "bad/", mkcalendar("P", (), "<D:getetag>x</D:getetag>")),
     ("MKCALENDAR", "/dav/calendars/bob@example.org/stolen/", mkcalendar("Mine now")),
 ]
