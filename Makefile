@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python -m tests.bench.convert_ical
 	$(BIN)/python -m tests.bench.imap_dovecot
 	$(BIN)/python -m tests.bench.lmtp_dovecot
+	$(BIN)/python -m tests.bench.dav_peers
 
 clean:
 	rm -rf $(VENV) var

@@ -16,6 +16,15 @@ then sent and ignored. ``start_xandikos(workdir, tls_auth=True)`` serves
 HTTPS with a self-signed certificate (``DavPeer.ca_file``) and checks the
 password against an htpasswd file (``{SHA}`` entry).
 
+``store_items(peer, collection_url, items)`` writes items straight into a
+peer's own storage, as its PUT would leave them (for loading thousands fast):
+Radicale's filesystem storage gets one file per item, serialized by
+Radicale's item code, in the collection's folder (under its storage lock, its
+item cache for those names dropped); Xandikos's collection repository gets the
+items normalized by its file handlers and committed in one git commit. The
+running server serves them from its next request on (the first request reads
+and caches them: it is the caller's to make that request before timing).
+
 Both are stopped with SIGTERM (SIGKILL after a timeout) by ``DavPeer.stop()``.
 The fixtures ``radicale_server``, ``xandikos_server`` and ``dav_peer``
 (parametrized over both) start one for a test and stop it afterwards; a test
@@ -25,17 +34,19 @@ is skipped only when the server's executable is missing.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import http.client
+import json
 import os
 import shutil
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -46,6 +57,7 @@ START_TIMEOUT = 30.0
 USER = "alice@example.org"
 PASSWORD = "alice-dav-secret"
 XANDIKOS_USER = "user"           # the principal ``xandikos serve`` makes: /user/
+RADICALE_MAX_RRULE_OCCURRENCES = 10000   # Radicale's default [server] max_vevent_rrule_occurrence
 
 MKCALENDAR_BODY = b"""<?xml version="1.0" encoding="utf-8"?>
 <C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
@@ -313,6 +325,105 @@ def start_xandikos(workdir: Path, *, tls_auth: bool = False, password: str = PAS
         peer.stop()
         raise
     return peer
+
+
+# -- loading items straight into a peer's storage --------------------------------------------
+#
+# A PUT makes Radicale and Xandikos slower the fuller a collection is (Radicale reads every
+# item to look for a UID clash, Xandikos writes the whole git index and a commit per item), so a
+# large data set is written into their storage in one go instead, in the very form a PUT
+# leaves behind, while the server runs: it serves the items from its next request on.
+
+
+def collection_directory(peer: DavPeer, collection_url: str) -> Path:
+    """Where the peer keeps the collection at ``collection_url`` on disk."""
+    parts = [unquote(part) for part in urlsplit(collection_url).path.split("/") if part]
+    if any(part in (".", "..") or part.startswith(".") for part in parts):
+        raise ValueError(f"not a collection path: {collection_url}")
+    if peer.name == "radicale":
+        # [storage] filesystem_folder, then Radicale's "collection-root" for the URL space
+        return peer.root.joinpath("collections", "collection-root", *parts)
+    if peer.name == "xandikos":
+        return peer.root.joinpath("data", *parts)     # serve --directory
+    raise ValueError(f"no storage layout known for {peer.name}")
+
+
+def radicale_item_text(text: str, tag: str) -> str:
+    """What Radicale writes for ``text`` on a PUT: read, checked and serialized by its own
+    item code (a broken item raises here, as its PUT would refuse it)."""
+    from radicale import item as radicale_item
+
+    components = radicale_item.read_components(text)
+    radicale_item.check_and_sanitize_items(
+        components, max_vevent_rrule_occurrence=RADICALE_MAX_RRULE_OCCURRENCES, tag=tag)
+    component, = components
+    return radicale_item.Item(collection_path="bulk", vobject_item=component).serialize()
+
+
+def store_radicale(peer: DavPeer, collection_url: str,
+                   items: Sequence[tuple[str, str]]) -> None:
+    """One file per item, named as its URL, in the collection's folder (filesystem storage),
+    under Radicale's exclusive storage lock; any item cache entry of those names is dropped
+    (Radicale rebuilds its cache, and the sync history, on the next request)."""
+    folder = collection_directory(peer, collection_url)
+    props = json.loads((folder / ".Radicale.props").read_text(encoding="utf-8"))
+    tag = props.get("tag")
+    if tag not in ("VCALENDAR", "VADDRESSBOOK"):
+        raise ValueError(f"{collection_url} is not a Radicale calendar or address book: {props}")
+    texts = [(checked_name(name), radicale_item_text(text, tag)) for name, text in items]
+    item_cache = folder / ".Radicale.cache" / "item"
+    with open(peer.root / "collections" / ".Radicale.lock", "w+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)       # what Radicale takes for a write
+        for name, text in texts:
+            partial = folder / f".Radicale.tmp-bulk-{name}"
+            partial.write_bytes(text.encode("utf-8"))
+            os.replace(partial, folder / name)
+            (item_cache / name).unlink(missing_ok=True)
+
+
+def store_xandikos(peer: DavPeer, collection_url: str,
+                   items: Sequence[tuple[str, str]]) -> None:
+    """The items in the collection's git repository as Xandikos stores a PUT (its own file
+    handlers check and normalize them), staged and committed together in one commit."""
+    from xandikos.icalendar import ICalendarFile
+    from xandikos.store import open_by_extension
+    from xandikos.store.git import GitStore
+    from xandikos.vcard import VCardFile
+
+    folder = collection_directory(peer, collection_url)
+    store = GitStore.open_from_path(str(folder))
+    try:
+        store.load_extra_file_handler(ICalendarFile)
+        store.load_extra_file_handler(VCardFile)
+        names = []
+        for name, text in items:
+            name = checked_name(name)
+            handled = open_by_extension([text.encode("utf-8")], name, store.extra_file_handlers)
+            handled.validate()
+            (folder / name).write_bytes(b"".join(handled.normalized()))
+            names.append(name)
+        if names:
+            worktree = store.repo.get_worktree()
+            worktree.stage(names)
+            worktree.commit(message=f"Benchmark load: {len(names)} items".encode())
+    finally:
+        store.repo.close()
+
+
+def checked_name(name: str) -> str:
+    """``name`` when it is a plain file name (no folder, not hidden), else ValueError."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ValueError(f"not an item name: {name!r}")
+    return name
+
+
+def store_items(peer: DavPeer, collection_url: str, items: Sequence[tuple[str, str]]) -> None:
+    """Put (name, text) items into the collection at ``collection_url`` through the peer's
+    own storage rather than HTTP (Radicale or Xandikos, running or not)."""
+    storers = {"radicale": store_radicale, "xandikos": store_xandikos}
+    if peer.name not in storers:
+        raise ValueError(f"no direct storage for {peer.name}")
+    storers[peer.name](peer, collection_url, items)
 
 
 STARTERS = {"radicale": start_radicale, "xandikos": start_xandikos}
