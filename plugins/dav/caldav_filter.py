@@ -44,7 +44,9 @@ VALID = tag(CALDAV, "valid-filter")
 SUPPORTED = tag(CALDAV, "supported-filter")
 COLLATION = tag(CALDAV, "supported-collation")
 
-TIME_RANGE_COMPONENTS = ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY", "VALARM")
+# A time-range on VCALENDAR itself (RFC 4791 9.7.1 lists none there) is read as "one of
+# its components overlaps", as Radicale and the caldav library do.
+TIME_RANGE_COMPONENTS = ("VCALENDAR", "VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY", "VALARM")
 _UTC_FORM = re.compile(r"(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z")
 
 

@@ -87,6 +87,9 @@ class Context:
 
     def in_range(self, comp: Component, parent: Component | None, rng: TimeRange) -> bool:
         name = comp.name
+        if name == "VCALENDAR":
+            return any(self.in_range(sub, comp, rng) for sub in comp.subcomponents
+                       if sub.name in RECURRING or sub.name == "VFREEBUSY")
         if name == "VALARM":
             return parent is not None and self._alarm_in_range(comp, parent, rng)
         if name == "VFREEBUSY":

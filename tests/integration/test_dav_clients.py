@@ -735,9 +735,6 @@ NOT_PLANNED: dict[str, str] = {
     # Exchange: a task cannot live in a calendar folder, so a calendar is VEVENT-only.
     "save-load.todo.mixed-calendar": "calendar folders hold events only (IPF.Appointment)",
     "save-load.journal.mixed-calendar": "no VJOURNAL in calendar folders",
-    # RFC 4791 section 9.9 defines time-range on components, not on VCALENDAR: the gateway
-    # answers 403 CALDAV:valid-filter (caldav-server-tester itself calls that compliant).
-    "search.time-range.comp-type-optional": "time-range on VCALENDAR is refused (403)",
 }
 
 
