@@ -38,6 +38,10 @@ RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|journal|contacts|inbox|outbo
                       re.I)
 """Segments a client cannot choose for a new collection."""
 MAX_DEAD = 64 * 1024
+COMPONENTS = "gateway:components"
+"""In the dead properties of a calendar a DAV client made for several components (or none
+named, as Thunderbird does): their list. Outlook's own folders hold one kind each; such a
+calendar is an appointment folder whose tasks and journal entries only DAV clients see."""
 DISPLAY = "gateway:displayname"
 """In the dead properties: ``[shown name, folder name]`` when a client's displayname could
 not become the folder's name (a sibling has it)."""
@@ -64,11 +68,22 @@ class FolderInfo:
 
     @property
     def component(self) -> str:
-        """``VEVENT``, ``VTODO`` or ``VJOURNAL``: what the calendar holds."""
+        """``VEVENT``, ``VTODO`` or ``VJOURNAL``: what the folder's class holds."""
         for prefix, component in CALENDAR_CLASSES.items():
             if self.container_class == prefix or self.container_class.startswith(prefix + "."):
                 return component
         return "VEVENT"
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """What the calendar takes: its class's component, or for a calendar a DAV client
+        made for several (:data:`COMPONENTS`) all of those."""
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            stored = json.loads(self.dead[COMPONENTS])
+            found = tuple(c for c in CALENDAR_CLASSES.values() if c in stored)
+            if self.component in found:
+                return found
+        return (self.component,)
 
 
 def _class_kind(container_class: str) -> str | None:

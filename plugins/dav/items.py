@@ -197,6 +197,18 @@ def parse_vcard_object(data: bytes) -> Parsed:
     return Parsed(card, uid, "VCARD")
 
 
+CLASS_COMPONENTS = {"ipm.task": "VTODO", "ipm.activity": "VJOURNAL"}
+
+
+async def component_of(mbox: Mailbox, message_id: int, default: str) -> str:
+    """The iCalendar component a stored item is (from its message class)."""
+    found = (await mbox.message(message_id, [T.PidTagMessageClass])).get(T.PidTagMessageClass)
+    kind = str(found or "").lower()
+    return next((c for prefix, c in CLASS_COMPONENTS.items()
+                 if kind == prefix or kind.startswith(prefix + ".")), default if not kind
+                else "VEVENT")
+
+
 UID_KEYS: dict[str, Any] = {"calendar": T.PidLidGlobalObjectId, "addressbook": UID_PROP}
 """The property an item's UID lives in, per kind of collection."""
 

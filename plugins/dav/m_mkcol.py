@@ -2,13 +2,15 @@
 
 A calendar holding only VTODO becomes a task folder (``IPF.Task``), one holding only
 VJOURNAL a journal folder (``IPF.Journal``), any other calendar an appointment folder
-(``IPF.Appointment``); an extended MKCOL with ``CARDDAV:addressbook`` in its
+(``IPF.Appointment``) that takes every kind it was made for (all three when the client
+named none, as Thunderbird does); an extended MKCOL with ``CARDDAV:addressbook`` in its
 resourcetype a contacts folder. The properties in the body are set as PROPPATCH sets
 them. The new collection keeps the URL segment it was created at.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lxml import etree
@@ -64,7 +66,8 @@ async def handle(ctx: Context, request: Request) -> Response:
     if collections.RESERVED.match(where.collection):
         raise DavError(403, message="that name is reserved")
     kind = "calendar"
-    component = "VEVENT"
+    # No component set named: any of them, as RFC 4791 5.3.1 leaves it to the server.
+    wanted = set(collections.CALENDAR_CLASSES.values())
     folder_props: dict[Any, Any] = {}
     dead: dict[str, str] = {}
     name = ""
@@ -88,8 +91,8 @@ async def handle(ctx: Context, request: Request) -> Response:
             # calendar for VEVENT and VTODO together cannot be made (RFC 4791 5.3.1 fails
             # it whole).
             comps = {c.get("name", "").upper() for c in prop} - {"VTIMEZONE"}
-            if len(comps) == 1 and comps <= set(collections.CALENDAR_CLASSES.values()):
-                (component,) = comps
+            if comps and comps <= set(collections.CALENDAR_CLASSES.values()):
+                wanted = comps
             else:
                 bad.append(prop.tag)
         elif prop.tag in PROTECTED or (prop.tag == TIMEZONE and not valid_timezone(text(prop))):
@@ -108,8 +111,13 @@ async def handle(ctx: Context, request: Request) -> Response:
         response(ms, body.path_of(request), [], {403: bad,
                                             424: [p.tag for p in given if p.tag not in bad]})
         return xml_response(ms, 403)
+    # The folder's class is its first kind (events, else tasks, else journal); a calendar
+    # for several kinds keeps the list (collections.COMPONENTS).
+    component = next(c for c in collections.CALENDAR_CLASSES.values() if c in wanted)
     container = "IPF.Contact" if kind == "addressbook" else next(
         cls for cls, held in collections.CALENDAR_CLASSES.items() if held == component)
+    if kind == "calendar" and len(wanted) > 1:
+        dead[collections.COMPONENTS] = json.dumps(sorted(wanted))
     try:
         await mbox.write(collections.create, where.home, where.collection, name, container,
                          folder_props, dead)

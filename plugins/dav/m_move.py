@@ -55,9 +55,12 @@ async def handle(ctx: Context, request: Request) -> Response:
     resources.require(res.collection.rights, Rights.DELETE_ANY, "move this item away")
     resources.require(target.collection.rights, Rights.CREATE, "add items there")
     source_folder, dest = res.collection.folder, target.collection.folder
-    if res.collection.kind == "calendar" and source_folder.component != dest.component:
-        raise DavError(403, tag(CALDAV, "supported-calendar-component"),
-                       f"the destination holds {dest.component}")
+    if res.collection.kind == "calendar":
+        component = await items.component_of(res.collection.mbox, res.ref.id,
+                                             source_folder.component)
+        if component not in dest.components:
+            raise DavError(403, tag(CALDAV, "supported-calendar-component"),
+                           f"the destination holds {', '.join(dest.components)}")
     mid, dest_folder = res.ref.id, dest.id
     replaced = target.ref.id if target.ref is not None else None
     key = items.UID_KEYS[res.collection.kind]

@@ -91,7 +91,7 @@ def changes(coll: Collection, ops: list[tuple[str, Element]]
             continue
         if name == COMPONENT_SET:
             wanted = {c.get("name", "").upper() for c in prop}
-            if op == "set" and wanted == {coll.folder.component}:
+            if op == "set" and wanted == set(coll.folder.components):
                 continue
             refused.append(name)
             continue

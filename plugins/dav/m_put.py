@@ -65,9 +65,9 @@ async def handle(ctx: Context, request: Request) -> Response:
     data = _utf8(data, request.headers.get("content-type", ""), ns, kind)
     if kind == "calendar":
         parsed = await asyncio.to_thread(items.parse_calendar_object, data)
-        if parsed.component != coll.folder.component:
+        if parsed.component not in coll.folder.components:
             raise DavError(403, tag(CALDAV, "supported-calendar-component"),
-                           f"this collection holds {coll.folder.component}")
+                           f"this collection holds {', '.join(coll.folder.components)}")
     else:
         parsed = await asyncio.to_thread(items.parse_vcard_object, data)
     if res.ref is not None and not await items.same_uid(coll.mbox, res.ref.id, parsed):

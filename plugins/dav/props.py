@@ -151,7 +151,8 @@ def _collection_props(ctx: Context, res: Collection, name: str, ctag: int) -> El
             return element(name, folder.comment) if folder.comment else None
         if name == C("supported-calendar-component-set"):
             out = element(name)
-            sub(out, C("comp")).set("name", folder.component)
+            for component in folder.components:
+                sub(out, C("comp")).set("name", component)
             return out
         if name == C("supported-calendar-data"):
             out = element(name)

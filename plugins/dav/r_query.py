@@ -116,7 +116,7 @@ async def calendar_query(ctx: Context, request: Request, root: Element) -> Respo
     query = caldav_filter.parse_filter(elem)
     wanted = reporting.Request(root)
     ms = multistatus()
-    if query.component is not None and query.component != coll.folder.component:
+    if query.component is not None and query.component not in coll.folder.components:
         return xml_response(ms)
     restriction = None
     sure: set[int] = set()

@@ -324,7 +324,7 @@ async def before_put(ctx: Context, coll: Collection, ref: ItemRef | None,
     """Check a calendar object about to be stored (``data`` already passed
     :func:`items.parse_calendar_object`, or the Calendar it read); 403 when scheduling
     forbids it."""
-    if coll.kind != "calendar" or coll.folder.component != "VEVENT":
+    if coll.kind != "calendar" or "VEVENT" not in coll.folder.components:
         return Plan("none")
     meeting = read_meeting(data)
     role = role_of(meeting, coll.owner)

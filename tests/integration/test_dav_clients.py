@@ -731,10 +731,8 @@ def propfind_hrefs(http: httpx.Client, path: str, trace: Trace) -> set[str]:
 # Each entry is a design decision, not a bug waiting for a fix; keep the reason short and
 # true, and remove the entry when the gateway gains the feature.
 NOT_PLANNED: dict[str, str] = {
-    # A collection is one store folder of one type (IPF.Appointment or IPF.Task), as in
-    # Exchange: a task cannot live in a calendar folder, so a calendar is VEVENT-only.
-    "save-load.todo.mixed-calendar": "calendar folders hold events only (IPF.Appointment)",
-    "save-load.journal.mixed-calendar": "no VJOURNAL in calendar folders",
+    # (empty: every feature Radicale has fully, the gateway has too; a feature left out on
+    # purpose goes here with the reason)
 }
 
 

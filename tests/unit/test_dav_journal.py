@@ -194,12 +194,14 @@ async def test_mkcalendar_of_a_journal(dav: Dav) -> None:
     await put(dav, diary + "d.ics", vjournal("d@example.com", "DTSTART:20240105T080000Z"))
     refused(await dav.request("PUT", diary + "e.ics", vevent("e@example.com"),
                               Content_Type="text/calendar"), "C:supported-calendar-component")
-    # one kind a folder: journals with events is refused whole, and writes nothing
-    before = await state(dav)
+    # a calendar a client makes for events and journals takes both
     answer = await dav.request("MKCALENDAR", HOME + "mixed/",
                                mkcalendar("Mixed", "VEVENT", "VJOURNAL"))
-    assert answer.status_code == 403
-    assert await state(dav) == before
+    assert answer.status_code == 201
+    mixed = HOME + "mixed/"
+    assert components(await dav.xml("PROPFIND", mixed, body, Depth="0"), mixed) == \
+        ["VEVENT", "VJOURNAL"]
+    await put(dav, mixed + "d.ics", vjournal("d2@example.com", "DTSTART:20240105T080000Z"))
 
 
 # -- calendar-query ---------------------------------------------------------------------------

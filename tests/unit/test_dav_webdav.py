@@ -498,13 +498,19 @@ async def test_mkcalendar_creates_an_event_calendar_with_its_properties(dav: Dav
         is not None
 
 
-async def test_mkcalendar_without_body_makes_an_event_calendar(dav: Dav) -> None:
+async def test_mkcalendar_without_body_makes_an_appointment_folder_for_every_kind(
+        dav: Dav) -> None:
     answer = await dav.request("MKCALENDAR", HOME + "plain/")
     assert answer.status_code == 201, answer.text
     found = answers(await dav.xml("PROPFIND", HOME + "plain/", propfind(
         C + "supported-calendar-component-set"), Depth="0"))
     assert [c.get("name") for c in found[HOME + "plain/"].ok(
-        C + "supported-calendar-component-set")] == ["VEVENT"]
+        C + "supported-calendar-component-set")] == ["VEVENT", "VTODO", "VJOURNAL"]
+    mbox = await dav.host.store.open(ALICE)
+    plain = await mbox.find_folder(int(Private.IPM_SUBTREE), "plain")
+    assert plain is not None
+    props = await mbox.folder(plain, [T.PidTagContainerClass])
+    assert props[T.PidTagContainerClass] == "IPF.Appointment"
 
 
 @pytest.mark.parametrize("method", ["MKCALENDAR", "MKCOL"])
@@ -550,7 +556,7 @@ REFUSED_CREATIONS = [
     ("MKCOL", HOME + "book/", mkcol("<R:addressbook/>")),               # wrong home
     ("MKCOL", HOME + "plain/", None),                                   # plain collection
     ("MKCALENDAR", HOME + "journal/", mkcalendar("J", ("VJOURNAL",))),  # exists
-    ("MKCALENDAR", HOME + "mixed/", mkcalendar("M", ("VEVENT", "VJOURNAL"))),  # one kind
+    ("MKCALENDAR", HOME + "odd/", mkcalendar("M", ("VEVENT", "VAVAILABILITY"))),  # unknown
     ("MKCALENDAR", HOME + "bad/", mkcalendar("P", (), "<D:getetag>x</D:getetag>")),
     ("MKCALENDAR", "/dav/calendars/bob@example.org/stolen/", mkcalendar("Mine now")),
 ]
@@ -580,6 +586,28 @@ async def test_mkcalendar_on_an_existing_collection_is_405_resource_must_be_null
     answer = await dav.request("MKCALENDAR", CAL, mkcalendar("Again"))
     assert answer.status_code == 405
     assert etree.fromstring(answer.content).find("D:resource-must-be-null", NS) is not None
+
+
+async def test_a_calendar_made_without_a_component_set_takes_every_kind(dav: Dav) -> None:
+    """Thunderbird names no component set and keeps tasks beside events; Outlook's own
+    folders stay one kind each."""
+    mixed = HOME + "mixed/"
+    assert (await dav.request("MKCALENDAR", mixed, mkcalendar("Mixed"))).status_code == 201
+    found = answers(await dav.xml("PROPFIND", mixed, propfind(
+        C + "supported-calendar-component-set"), Depth="0"))[mixed]
+    assert [c.get("name") for c in found.ok(C + "supported-calendar-component-set")] == \
+        ["VEVENT", "VTODO", "VJOURNAL"]
+    todo = ics("BEGIN:VTODO\r\nUID:mixed-todo@example.com\r\nDTSTAMP:20240101T000000Z\r\n"
+               "SUMMARY:in a calendar\r\nEND:VTODO")
+    for path, body in ((mixed + "t.ics", todo), (mixed + "e.ics", event("mixed-ev@example.com"))):
+        answer = await dav.request("PUT", path, body, Content_Type="text/calendar")
+        assert answer.status_code == 201, answer.text
+    answer = await dav.request("PUT", CAL + "t.ics", todo, Content_Type="text/calendar")
+    assert answer.status_code == 403  # the Calendar folder holds events only
+    moved = await dav.request("MOVE", mixed + "t.ics", Destination=CAL + "t.ics")
+    assert moved.status_code == 403
+    assert (await dav.request("MOVE", mixed + "t.ics", Destination=TASKS + "t.ics")).status_code \
+        == 201
 
 
 async def test_mkcalendar_with_a_component_set_it_cannot_hold_fails(dav: Dav) -> None:
