@@ -82,16 +82,27 @@ def gateway_env(pythonpath: Sequence[str | Path] = ()) -> dict[str, str]:
 
 def run_cli(
     *args: str, config_dirs: Sequence[Path] = (), pythonpath: Sequence[str | Path] = (),
-    timeout: float = 60.0,
+    timeout: float = 60.0, stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``gateway ARGS`` to completion and return its output."""
     command = [sys.executable, "-m", "gateway"]
     for directory in config_dirs:
         command += ["--config-dir", str(directory)]
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, timeout=timeout,
+        [*command, *args], capture_output=True, text=True, timeout=timeout, input=stdin,
         env=gateway_env(pythonpath), cwd=REPO,
     )
+
+
+def add_users(gw: RunningGateway, domain: str, users: dict[str, str]) -> None:
+    """``gateway domain add`` and ``user add`` for ``{address: display name}``, as an
+    administrator runs them (the password is unused: the tests log in otherwise)."""
+    done = run_cli("domain", "add", domain, config_dirs=[gw.config_dir])
+    assert done.returncode == 0, done.stderr
+    for address, name in users.items():
+        done = run_cli("user", "add", address, "--password-stdin", "--display-name", name,
+                       config_dirs=[gw.config_dir], stdin="unused-directory-pw\n")
+        assert done.returncode == 0, done.stderr
 
 
 def write_config(directory: Path, data_dir: Path, http: int, https: int, extra: str) -> None:

@@ -8,8 +8,6 @@ requests-gssapi posting the POX request with alice's ticket.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.harness.gateway import GatewayFactory, RunningGateway, gateway_env
+from tests.harness.gateway import GatewayFactory, RunningGateway, add_users
 from tests.harness.kerberos import Krb5Realm
 from tests.unit.test_autodiscover_app import o, pox_request
 from tests.unit.test_autodiscover_schemas import validate
@@ -51,14 +49,7 @@ def setup(krb5_realm: Krb5Realm, tmp_path_factory: pytest.TempPathFactory) -> It
                 '[auth]\nfailure_delay = 0.0\n'
                 f'[spnego]\nenabled = true\nkeytab = "{realm.keytab}"\n'
                 'realm_domains = {{ "EXAMPLE.ORG" = "example.org" }}\n')
-            for args, stdin in ((("domain", "add", "example.org"), None),
-                                (("user", "add", "alice@example.org", "--password-stdin",
-                                  "--display-name", "Alice"), "unused-directory-pw\n")):
-                done = subprocess.run(
-                    [sys.executable, "-m", "gateway", "--config-dir", str(gw.config_dir),
-                     *args], input=stdin, capture_output=True, text=True, timeout=60,
-                    env=gateway_env(), cwd=gw.config_dir)
-                assert done.returncode == 0, done.stderr
+            add_users(gw, "example.org", {"alice@example.org": "Alice"})
             yield Setup(gw, ccache)
         finally:
             factory.stop_all()

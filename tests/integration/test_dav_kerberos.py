@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import pytest
 import requests
 from lxml import etree
 
-from tests.harness.gateway import GatewayFactory, RunningGateway, gateway_env
+from tests.harness.gateway import GatewayFactory, RunningGateway, add_users, gateway_env
 from tests.harness.kerberos import Krb5Realm
 
 requests_gssapi = pytest.importorskip("requests_gssapi")
@@ -55,14 +54,7 @@ def setup(krb5_realm: Krb5Realm, tmp_path_factory: pytest.TempPathFactory) -> It
                 '[plugins]\ndisabled = ["imap"]\n[auth]\nfailure_delay = 0.0\n'
                 f'[spnego]\nenabled = true\nkeytab = "{realm.keytab}"\n'
                 'realm_domains = {{ "EXAMPLE.ORG" = "example.org" }}\n')
-            for args, stdin in ((("domain", "add", "example.org"), None),
-                                (("user", "add", "alice@example.org", "--password-stdin",
-                                  "--display-name", "Alice"), "unused-directory-pw\n")):
-                done = subprocess.run(
-                    [sys.executable, "-m", "gateway", "--config-dir", str(gw.config_dir),
-                     *args], input=stdin, capture_output=True, text=True, timeout=60,
-                    env=gateway_env(), cwd=gw.config_dir)
-                assert done.returncode == 0, done.stderr
+            add_users(gw, "example.org", {"alice@example.org": "Alice"})
             yield Setup(gw, env)
         finally:
             factory.stop_all()

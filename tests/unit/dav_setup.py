@@ -15,10 +15,10 @@ import httpx
 import pytest
 from lxml import etree
 
-from gateway.app import build_app
 from gateway.directory import admin
 from gateway.directory.passwords import hash_password
-from gateway.host import Host, build_host
+from gateway.host import Host
+from tests.harness.asgi import in_process
 
 USERS = {"alice@example.org": "Alice Liddell", "bob@example.org": "Bob Builder",
          "carol@example.org": "Carol"}
@@ -88,16 +88,8 @@ async def populate(host: Host) -> None:
 @asynccontextmanager
 async def running(tmp_path: Path, extra: str = "") -> AsyncIterator[Dav]:
     """A started, populated gateway configured with ``extra`` (TOML), as Alice's client."""
-    host = build_host([write_config(tmp_path, extra)], environ={})
-    await host.startup()
-    try:
-        await populate(host)
-        transport = httpx.ASGITransport(app=build_app(host))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="https://mail.example.org") as client:
-            yield Dav(host, client)
-    finally:
-        await host.shutdown()
+    async with in_process(write_config(tmp_path, extra), populate) as (host, client):
+        yield Dav(host, client)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from gateway.directory.passwords import hash_password
 from gateway.host import Host, build_host
 from gateway.store.permissions import REVIEWER, Grant, Permissions
 from gateway.store.special import Private
+from tests.harness.asgi import in_process
 from tests.unit.test_autodiscover_schemas import validate
 
 NS_R = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"
@@ -121,16 +122,8 @@ async def populate(host: Host) -> None:
 
 @pytest.fixture
 async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
-    host = build_host([write_config(tmp_path)], environ={})
-    await host.startup()
-    try:
-        await populate(host)
-        transport = httpx.ASGITransport(app=build_app(host))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="https://mail.example.org") as client:
-            yield Setup(host, client)
-    finally:
-        await host.shutdown()
+    async with in_process(write_config(tmp_path), populate) as (host, client):
+        yield Setup(host, client)
 
 
 def o(path: str) -> str:
