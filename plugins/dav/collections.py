@@ -26,6 +26,7 @@ from gateway.store import tags as T
 from gateway.store.dav import DAV_PROPERTIES, DAV_SEGMENT
 from gateway.store.rights import Rights
 from gateway.store.txn import Txn
+from plugins.dav.errors import DavError
 
 CALENDAR_CLASSES = {"IPF.Appointment": "VEVENT", "IPF.Task": "VTODO", "IPF.Journal": "VJOURNAL"}
 """Folder classes a calendar home shows, with the component each holds."""
@@ -38,6 +39,8 @@ RESERVED = re.compile(r"^(f[0-9a-f]+|calendar|tasks|journal|contacts|inbox|outbo
                       re.I)
 """Segments a client cannot choose for a new collection."""
 MAX_DEAD = 64 * 1024
+SYNC_PREFIX = "urn:x-gateway:sync:"
+"""Sync tokens are this and the store's sync state (:mod:`gateway.store.sync`)."""
 COMPONENTS = "gateway:components"
 """In the dead properties of a calendar a DAV client made for several components (or none
 named, as Thunderbird does): their list. Outlook's own folders hold one kind each; such a
@@ -223,7 +226,5 @@ def set_display_name(txn: Txn, folder_id: int, name: str, props: dict[Any, Any],
 def dump_dead(dead: dict[str, str]) -> str:
     text = json.dumps(dead, ensure_ascii=False, sort_keys=True)
     if len(text.encode()) > MAX_DEAD:
-        from plugins.dav.errors import DavError
-
         raise DavError(507, message="too many or too large properties on this collection")
     return text

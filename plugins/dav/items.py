@@ -214,9 +214,10 @@ UID_KEYS: dict[str, Any] = {"calendar": T.PidLidGlobalObjectId, "addressbook": U
 
 
 def uid_key(parsed: Parsed) -> tuple[Any, Any]:
+    """The property and value that identify the parsed object's UID in the store."""
     if parsed.component == "VCARD":
-        return UID_PROP, parsed.uid
-    return T.PidLidGlobalObjectId, goid.uid_to_goid(parsed.uid)
+        return UID_KEYS["addressbook"], parsed.uid
+    return UID_KEYS["calendar"], goid.uid_to_goid(parsed.uid)
 
 
 async def same_uid(mbox: Mailbox, message_id: int, parsed: Parsed) -> bool:
@@ -226,7 +227,3 @@ async def same_uid(mbox: Mailbox, message_id: int, parsed: Parsed) -> bool:
     return stored is None or stored == value
 
 
-async def uid_holders(mbox: Mailbox, folder_id: int, parsed: Parsed) -> list[int]:
-    """Items of the folder that already have the parsed object's UID."""
-    key, value = uid_key(parsed)
-    return await mbox.read(dav.by_prop, folder_id, key, value)

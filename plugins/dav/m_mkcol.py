@@ -17,7 +17,7 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import Collision, Private
+from gateway.store import Collision, Private, permissions
 from gateway.store import tags as T
 from gateway.store.rights import Rights
 from plugins.dav import body, collections, paths, resources
@@ -128,6 +128,4 @@ async def handle(ctx: Context, request: Request) -> Response:
 
 
 def _subtree_rights(txn: Any, user: str) -> int:
-    from gateway.store import permissions
-
     return int(permissions.rights_for(txn, user, int(Private.IPM_SUBTREE)))

@@ -13,7 +13,7 @@ from lxml import etree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import dav
+from gateway.store import dav, messages
 from gateway.store.rights import Rights
 from gateway.store.txn import Txn
 from plugins.dav import body, items, paths, resources
@@ -83,8 +83,6 @@ async def handle(ctx: Context, request: Request) -> Response:
     expected = res.ref.change_number if request.headers.get("if-match") else None
 
     def move(txn: Txn) -> None:
-        from gateway.store import messages
-
         dav.check_unchanged(txn, mid, expected)
         kept = dav.renders(txn, [mid], fmt).get(mid)
         if replaced is not None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.store.rights import Rights
-from plugins.dav import body, items, props, resources
+from plugins.dav import body, items, paths, principals, props, resources
 from plugins.dav.errors import DavError
 from plugins.dav.resources import (
     Collection,
@@ -26,7 +26,14 @@ from plugins.dav.resources import (
     Root,
 )
 from plugins.dav.xmlns import DAV, tag
-from plugins.dav.xmlout import Element, multistatus, response, status_response, xml_response
+from plugins.dav.xmlout import (
+    Element,
+    element,
+    multistatus,
+    response,
+    status_response,
+    xml_response,
+)
 
 MAX_NAMES = 500
 """Most distinct properties one request may name (every one costs each resource answered)."""
@@ -60,20 +67,14 @@ async def members(ctx: Context, res: Resource) -> list[Resource]:
     """The resources one level below ``res``."""
     base = ctx.base
     if isinstance(res, Root):
-        from plugins.dav import paths
-
         return [PrincipalCollection(paths.href(base, "principals")),
                 await resources.home(ctx, ctx.user, "calendars"),
                 await resources.home(ctx, ctx.user, "addressbooks")]
     if isinstance(res, PrincipalCollection):
         if res.href.rstrip("/").endswith("/principals"):
-            from plugins.dav import paths
-
-            return [PrincipalCollection(paths.href(base, "principals", "users"))]
+                return [PrincipalCollection(paths.href(base, "principals", "users"))]
         return [await resources.principal(ctx, ctx.user)]
     if isinstance(res, Principal) and res.address == ctx.user:
-        from plugins.dav import principals
-
         return [await principals.proxy_group(ctx, res.address, which)
                 for which in principals.GROUPS]
     if isinstance(res, Home):
@@ -114,7 +115,5 @@ async def handle(ctx: Context, request: Request) -> Response:
                         else None)
 
 
-def _empty(element: Element) -> Element:
-    from plugins.dav.xmlout import element as make
-
-    return make(element.tag)
+def _empty(found: Element) -> Element:
+    return element(found.tag)

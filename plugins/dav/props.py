@@ -10,9 +10,7 @@ its dead properties; everything else unknown is a 404 in the propstat.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from collections.abc import Sequence
 
 from lxml import etree
 
@@ -44,7 +42,6 @@ CalDAV and CardDAV data and the expensive reports' properties are left out)."""
 
 BODY_PROPS = {D("getcontentlength"), C("calendar-data"), R("address-data")}
 
-Getter = Callable[[Context, Resource], Awaitable[Element | None]]
 REPORTS = {
     "calendar": [C("calendar-multiget"), C("calendar-query"), C("free-busy-query"),
                  D("sync-collection"), D("expand-property")],
@@ -66,10 +63,6 @@ def _resourcetype(res: Resource) -> Element:
     elif res.is_collection:
         sub(out, D("collection"))
     return out
-
-
-def _http_date(seconds: float) -> str:
-    return format_datetime(datetime.fromtimestamp(seconds, UTC), usegmt=True)
 
 
 def _supported_reports(kind: str) -> Element:
@@ -141,7 +134,7 @@ def _collection_props(ctx: Context, res: Collection, name: str, ctag: int) -> El
     if name in (tag(CS, "getctag"), D("getetag")):
         return element(name, f'"{ctag:x}"' if name == D("getetag") else f"{ctag:x}")
     if name == D("sync-token"):
-        return element(name, sync_token(ctx, res, ctag))
+        return element(name, sync_token(res))
     if name == D("supported-report-set"):
         return _supported_reports(res.kind)
     if name == D("quota-used-bytes") or name == D("quota-available-bytes"):
@@ -192,12 +185,9 @@ def _collection_props(ctx: Context, res: Collection, name: str, ctag: int) -> El
     return None
 
 
-SYNC_PREFIX = "urn:x-gateway:sync:"
-
-
-def sync_token(ctx: Context, res: Collection, ctag: int) -> str:
-    """The token of a complete sync at ``ctag``: the store's state for it."""
-    return SYNC_PREFIX + res.folder.sync_state
+def sync_token(res: Collection) -> str:
+    """The token of a complete sync at the collection's latest change: the store's state."""
+    return collections.SYNC_PREFIX + res.folder.sync_state
 
 
 def _item_props(ctx: Context, res: Item, name: str, body: bytes | None) -> Element | None:
@@ -310,7 +300,3 @@ def _rights_of(ctx: Context, res: Resource) -> Rights:
     if owner == ctx.user:
         return Rights(0x7FB)
     return Rights.READ_ANY
-
-
-def http_date(seconds: float) -> str:
-    return _http_date(seconds)

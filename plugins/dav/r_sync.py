@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store import InvalidArgument, sync
+from gateway.store import InvalidArgument, dav, sync
 from gateway.store.rights import Rights
 from gateway.store.sync import StateExpired
 from gateway.store.txn import Txn
@@ -24,7 +24,7 @@ from plugins.dav.resources import Collection, Context, Item
 from plugins.dav.xmlns import DAV, tag
 from plugins.dav.xmlout import Element, multistatus, status_response, sub, xml_response
 
-PREFIX = "urn:x-gateway:sync:"
+PREFIX = collections.SYNC_PREFIX
 
 
 def _limit(root: Element) -> int | None:
@@ -106,8 +106,6 @@ def _sync(txn: Txn, folder_id: int, state: str | None, limit: int) -> sync.SyncR
 
 
 def _rows(txn: Txn, folder_id: int, ids: list[int]):  # type: ignore[no-untyped-def]
-    from gateway.store import dav
-
     return dav.items(txn, folder_id, ids)
 
 

@@ -11,8 +11,6 @@ from plugins.dav.resources import Context, Item
 from plugins.dav.xmlns import CALDAV, CARDDAV, DAV, tag
 from plugins.dav.xmlout import Element, element, response
 
-DATA = {tag(CALDAV, "calendar-data"), tag(CARDDAV, "address-data")}
-
 
 class Request:
     """The ``DAV:prop`` of a report body: plain property names and the data spec."""
@@ -58,14 +56,3 @@ async def write_items(ctx: Context, ms: Element, wanted: Request, found: Sequenc
                     wanted.spec.render(raw)
                 elements.append(element(wanted.data_name, data.decode("utf-8", "replace")))
         response(ms, res.href, elements, {404: missing})
-
-
-def parse_ical(raw: bytes) -> object | None:
-    from icalendar import Calendar
-
-    try:
-        return Calendar.from_ical(raw)
-    except Exception:  # a broken stored item matches nothing, it does not fail the report
-        return None
-
-

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.auth.http import PRINCIPAL
-from gateway.store import Mailbox, NotFound, StoreError, permissions
+from gateway.store import Mailbox, NotFound, StoreError
 from gateway.store.rights import Rights
 from plugins.dav import collections, items, paths
 from plugins.dav.collections import FolderInfo
@@ -218,7 +218,3 @@ def require(rights: Rights, needed: Rights, what: str) -> None:
     """403 unless ``rights`` hold all of ``needed``."""
     if needed & ~rights:
         raise DavError(403, "{DAV:}need-privileges", f"not allowed to {what}")
-
-
-def can_edit(coll: Collection, own: bool = False) -> bool:
-    return permissions.may_edit(coll.rights, own)
